@@ -1,3 +1,8 @@
+//! The `nifuse` command: parse the arguments, run the subcommand, exit with its status.
+
+use clap::Parser;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = nifuse::cli::Cli::parse();
+    std::process::exit(nifuse::cli::run(cli));
 }

@@ -1,0 +1,87 @@
+//! Command-line definitions (clap derive) and dispatch to the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::cache::Mode;
+
+/// nifuse: every NIfTI image in a directory as a directory of 3D volume files.
+///
+/// `nifuse mount data/ /mnt/vols` shows each 4D (or 5D+) image NAME of data/
+/// as NAME.d/vol_0000.nii, vol_0001.nii, ...: single volumes that any tool
+/// can open, synthesized on read from the source without copying it.
+#[derive(Parser, Debug)]
+#[command(name = "nifuse", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Mount SOURCE at MOUNTPOINT (returns once the mount is live).
+    Mount(MountArgs),
+    /// Unmount a nifuse mount (also clears one whose daemon died).
+    Umount {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
+}
+
+/// `nifuse mount` options.
+#[derive(Args, Debug, Clone)]
+pub struct MountArgs {
+    /// Directory of NIfTI images to show (never modified).
+    pub source: PathBuf,
+    /// Empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground, log to stderr; Ctrl-C unmounts.
+    #[arg(short, long)]
+    pub foreground: bool,
+    /// Threads serving requests [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Mount options, comma-separated (allow_other, allow_root, ...), as sshfs takes them.
+    #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
+    pub options: Vec<String>,
+    /// Default cache mode of every image: fill or unchanged.
+    #[arg(long, value_name = "MODE", default_value = "fill", value_parser = parse_mode)]
+    pub cache_mode: Mode,
+    /// Memory for all image caches together (e.g. 4G, 512M) [default: a quarter of RAM].
+    #[arg(long, value_name = "BYTES", value_parser = crate::size::parse_size)]
+    pub cache_size: Option<u64>,
+    /// Where gzip access indexes are kept [default: $XDG_CACHE_HOME/nifuse or ~/.cache/nifuse].
+    #[arg(long, value_name = "DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Log file in background mode [default: ~/.cache/nifuse/log/MOUNTPOINT.log].
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Leave the kernel's read-ahead for the mount as it is (by default, as root, it is raised to 1024 KiB).
+    #[arg(long)]
+    pub no_read_ahead: bool,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+/// Runs the parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Mount(args) => crate::mount::mount(args),
+        Command::Umount { mountpoint } => crate::mount::umount(&mountpoint),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("nifuse: {msg}");
+            1
+        }
+    }
+}

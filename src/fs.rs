@@ -1,0 +1,525 @@
+//! The filesystem's operations, in plain types: no FUSE in here.
+//!
+//! [`Fs`] answers lookups, attributes, listings, opens, reads and xattrs for
+//! the virtual tree, returning [`Entry`], [`Attr`], [`DirEntry`] and bytes, or
+//! an [`Error`] that the adapter turns into an errno. It is tested directly,
+//! without mounting. The data path runs one way:
+//! `fs → tree (which node) → registry (which image) → layout → source bytes`.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::attr::{self, Attr, Kind};
+use crate::cache::{Caches, Mode};
+use crate::error::{Error, Result};
+use crate::handle::{DirEntry, Handle, Handles, VolumeHandle};
+use crate::image::{self, Image};
+use crate::registry::Registry;
+use crate::source::pread_full;
+use crate::tree::{CONTROL_DIR, Control, InodeTable, Node, ROOT_INO};
+
+/// Settings of one mount.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long the kernel may cache names and attributes.
+    pub ttl: Duration,
+    /// Where gzip indexes are kept (None: in memory only).
+    pub index_dir: Option<PathBuf>,
+    /// Cache mode of every image until set otherwise.
+    pub cache_mode: Mode,
+    /// Memory budget of all image caches together, in bytes.
+    pub cache_size: u64,
+    /// Owner of the control files (the user who mounted).
+    pub uid: u32,
+    /// Group of the control files.
+    pub gid: u32,
+}
+
+/// A looked-up entry: its attributes and how long the kernel may keep them.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Attributes.
+    pub attr: Attr,
+    /// Validity of name and attributes.
+    pub ttl: Duration,
+}
+
+/// How an open file should be treated by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The handle number.
+    pub fh: u64,
+    /// Bypass the page cache (files whose size is not known in advance).
+    pub direct_io: bool,
+    /// Keep cached pages from earlier opens (contents are immutable).
+    pub keep_cache: bool,
+}
+
+/// The core filesystem.
+pub struct Fs {
+    root: PathBuf,
+    config: Config,
+    inodes: InodeTable,
+    images: Registry,
+    handles: Handles,
+    caches: Caches,
+    started: SystemTime,
+}
+
+impl Fs {
+    /// A filesystem showing `source` (which must be a readable directory).
+    pub fn new(source: &Path, config: Config) -> Result<Fs> {
+        let root = fs::canonicalize(source)
+            .map_err(|e| Error::io(format!("SOURCE {}", source.display()), e))?;
+        fs::read_dir(&root).map_err(|e| Error::io(format!("listing SOURCE {}", root.display()), e))?;
+        Ok(Fs {
+            images: Registry::new(root.clone(), config.index_dir.clone()),
+            caches: Caches::new(config.cache_mode, config.cache_size),
+            root,
+            config,
+            inodes: InodeTable::new(),
+            handles: Handles::default(),
+            started: SystemTime::now(),
+        })
+    }
+
+    /// The canonical source directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The node numbered `ino`.
+    pub fn node_of(&self, ino: u64) -> Result<Node> {
+        self.node(ino)
+    }
+
+    /// The image at source path `rel`, if it is one (re-parsed if it changed).
+    pub fn image_at(&self, rel: &Path) -> Option<Arc<Image>> {
+        self.images.get(rel)
+    }
+
+    /// The cache mode of the image at `rel`.
+    pub fn cache_mode(&self, rel: &Path) -> Mode {
+        self.caches.mode(rel)
+    }
+
+    /// Sets the cache mode of `image` at `rel`.
+    pub fn set_cache_mode(&self, rel: &Path, image: &Arc<Image>, mode: Mode) {
+        log::info!("{}: cache_mode set to {}", image.name, mode.as_str());
+        self.caches.set_mode(rel, mode);
+    }
+
+    /// Whether the image at `rel` has its whole array in memory.
+    pub fn in_memory(&self, rel: &Path) -> bool {
+        self.images.get(rel).is_some_and(|img| self.caches.in_memory(rel, &img))
+    }
+
+    /// Drops the cache of the image at `rel`.
+    pub fn uncache(&self, rel: &Path) {
+        if self.caches.uncache(rel) {
+            log::info!("{}: cache dropped (uncache)", rel.display());
+        }
+    }
+
+    /// Drops every image cache (`.nifuse/drop_caches`).
+    pub fn drop_caches(&self) -> usize {
+        self.caches.drop_all()
+    }
+
+    fn node(&self, ino: u64) -> Result<Node> {
+        self.inodes.node(ino).ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+    }
+
+    fn abs(&self, rel: &Path) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn lstat(&self, rel: &Path) -> Result<fs::Metadata> {
+        fs::symlink_metadata(self.abs(rel)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(rel.display().to_string()),
+            _ => Error::io(format!("stat {}", self.abs(rel).display()), e),
+        })
+    }
+
+    /// The image at `rel`, or ENOENT for a path that is not (or no longer) one.
+    fn image(&self, rel: &Path) -> Result<Arc<Image>> {
+        self.images.get(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
+    }
+
+    /// Metadata that `NAME.d` and its volumes take their owner, mode and times from.
+    fn image_meta(&self, image: &Image) -> Result<fs::Metadata> {
+        fs::metadata(&image.header_path)
+            .map_err(|e| Error::io(format!("stat {}", image.header_path.display()), e))
+    }
+
+    /// The attributes of `node`, numbered `ino`.
+    fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
+        let (uid, gid, t) = (self.config.uid, self.config.gid, self.started);
+        match node {
+            Node::Mirror(rel) => Ok(attr::mirror(ino, &self.lstat(rel)?)),
+            Node::ImageDir(rel) => {
+                let image = self.image(rel)?;
+                Ok(attr::image_dir(ino, &self.image_meta(&image)?))
+            }
+            Node::Volume(rel, k) => {
+                let image = self.image(rel)?;
+                if *k >= image.layout.n_vols() {
+                    return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
+                }
+                Ok(attr::volume(ino, &self.image_meta(&image)?, image.layout.vol_file_size()))
+            }
+            Node::ControlDir => Ok(attr::synthetic(ino, Kind::Dir, 0o755, uid, gid, t)),
+            Node::ControlFile(Control::DropCaches) => {
+                Ok(attr::synthetic(ino, Kind::File, 0o644, uid, gid, t))
+            }
+            Node::ControlFile(Control::Stats) => {
+                Ok(attr::synthetic(ino, Kind::File, 0o444, uid, gid, t))
+            }
+        }
+    }
+
+    fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
+        Ok(Entry { attr: self.attr_of(ino, node)?, ttl: self.config.ttl })
+    }
+
+    /// The node called `name` in directory `parent`, without counting a lookup.
+    fn child(&self, parent: &Node, name: &OsStr) -> Result<Node> {
+        let missing = || Error::NotFound(name.to_string_lossy().into_owned());
+        if name.as_bytes().contains(&b'/') || name == "." || name == ".." {
+            return Err(missing());
+        }
+        match parent {
+            Node::Mirror(dir) => {
+                if dir.as_os_str().is_empty() && name == CONTROL_DIR {
+                    return Ok(Node::ControlDir);
+                }
+                let rel = dir.join(name);
+                if fs::symlink_metadata(self.abs(&rel)).is_ok() {
+                    return Ok(Node::Mirror(rel));
+                }
+                let image_name = name.to_str().and_then(|n| n.strip_suffix(".d")).ok_or_else(missing)?;
+                let image_rel = dir.join(image_name);
+                self.images.get(&image_rel).ok_or_else(missing)?;
+                Ok(Node::ImageDir(image_rel))
+            }
+            Node::ImageDir(rel) => {
+                let image = self.image(rel)?;
+                let k = name.to_str().and_then(|n| image.parse_volume_name(n)).ok_or_else(missing)?;
+                Ok(Node::Volume(rel.clone(), k))
+            }
+            Node::ControlDir => {
+                let c = name.to_str().and_then(Control::from_name).ok_or_else(missing)?;
+                Ok(Node::ControlFile(c))
+            }
+            Node::Volume(..) | Node::ControlFile(_) => {
+                Err(Error::NotDir(name.to_string_lossy().into_owned()))
+            }
+        }
+    }
+
+    /// Looks up `name` in directory `parent`, counting one kernel reference.
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
+        let node = self.child(&self.node(parent)?, name)?;
+        let ino = self.inodes.ino(&node);
+        let entry = self.entry(ino, &node)?;
+        self.inodes.lookup(&node);
+        Ok(entry)
+    }
+
+    /// The attributes of inode `ino`.
+    pub fn getattr(&self, ino: u64) -> Result<Entry> {
+        let node = self.node(ino)?;
+        self.entry(ino, &node)
+    }
+
+    /// The kernel drops `n` references to `ino`. Returns the source path of
+    /// which no inode is referenced any more, if that happened.
+    /// An image none of whose inodes the kernel holds, and none of whose
+    /// volumes is open, loses its cache.
+    pub fn forget(&self, ino: u64, n: u64) -> Option<PathBuf> {
+        let path = self.inodes.forget(ino, n)?;
+        let open = self.handles.any_volume(|v| v.image.name == path.to_string_lossy());
+        if !open && self.caches.uncache(&path) {
+            log::info!("{}: cache dropped: the kernel forgot its files", path.display());
+        }
+        Some(path)
+    }
+
+    /// The target of a mirrored symlink, as stored (never followed by nifuse).
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.node(ino)? {
+            Node::Mirror(rel) => fs::read_link(self.abs(&rel))
+                .map(|t| t.into_os_string().into_vec())
+                .map_err(|e| Error::io(format!("readlink {}", self.abs(&rel).display()), e)),
+            _ => Err(Error::Invalid("not a symlink".into())),
+        }
+    }
+
+    /// Opens directory `ino`, fixing its listing for the life of the handle.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let node = self.node(ino)?;
+        let mut entries = vec![
+            DirEntry { ino, name: ".".into(), kind: Kind::Dir },
+            DirEntry { ino: self.parent_ino(&node), name: "..".into(), kind: Kind::Dir },
+        ];
+        match &node {
+            Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
+            Node::ImageDir(rel) => {
+                let image = self.image(rel)?;
+                for k in 0..image.layout.n_vols() {
+                    let name = image.volume_name(k);
+                    let ino = self.inodes.ino(&Node::Volume(rel.clone(), k));
+                    entries.push(DirEntry { ino, name: name.into(), kind: Kind::File });
+                }
+            }
+            Node::ControlDir => {
+                for c in Control::ALL {
+                    let ino = self.inodes.ino(&Node::ControlFile(c));
+                    entries.push(DirEntry { ino, name: c.name().into(), kind: Kind::File });
+                }
+            }
+            Node::Volume(..) | Node::ControlFile(_) => {
+                return Err(Error::NotDir(format!("inode {ino}")));
+            }
+        }
+        Ok(self.handles.insert(Handle::Dir(entries)))
+    }
+
+    fn parent_ino(&self, node: &Node) -> u64 {
+        let parent = match node {
+            Node::Mirror(rel) | Node::ImageDir(rel) => match rel.parent() {
+                Some(p) => Node::Mirror(p.to_path_buf()),
+                None => return ROOT_INO,
+            },
+            Node::Volume(rel, _) => Node::ImageDir(rel.clone()),
+            Node::ControlDir => return ROOT_INO,
+            Node::ControlFile(_) => Node::ControlDir,
+        };
+        self.inodes.ino(&parent)
+    }
+
+    fn list_mirror(&self, rel: &Path, out: &mut Vec<DirEntry>) -> Result<()> {
+        let abs = self.abs(rel);
+        let iter = fs::read_dir(&abs).map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
+        let mut names = Vec::new();
+        for item in iter {
+            let item = item.map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
+            let name = item.file_name();
+            if rel.as_os_str().is_empty() && name == CONTROL_DIR {
+                continue;
+            }
+            let kind = item.file_type().map(|t| kind_of_type(&t)).unwrap_or(Kind::File);
+            names.push((name, kind));
+        }
+        let present: std::collections::HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
+        for (name, kind) in names {
+            let child = rel.join(&name);
+            let is_candidate = matches!(kind, Kind::File | Kind::Symlink)
+                && name.to_str().and_then(image::name_kind).is_some();
+            let ino = self.inodes.ino(&Node::Mirror(child.clone()));
+            out.push(DirEntry { ino, name: name.clone(), kind });
+            if !is_candidate {
+                continue;
+            }
+            let mut dname = name.clone();
+            dname.push(".d");
+            if present.contains(&dname) || self.images.get(&child).is_none() {
+                continue;
+            }
+            let ino = self.inodes.ino(&Node::ImageDir(child));
+            out.push(DirEntry { ino, name: dname, kind: Kind::Dir });
+        }
+        if rel.as_os_str().is_empty() {
+            let ino = self.inodes.ino(&Node::ControlDir);
+            out.push(DirEntry { ino, name: CONTROL_DIR.into(), kind: Kind::Dir });
+        }
+        Ok(())
+    }
+
+    /// The entries of open directory `fh` from position `offset` on. Entry
+    /// `i` of the result has position `offset + i + 1` for the next call.
+    pub fn readdir(&self, fh: u64, offset: u64) -> Result<Vec<DirEntry>> {
+        match &*self.handles.get(fh)? {
+            Handle::Dir(entries) => {
+                let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+                Ok(entries.iter().skip(skip).cloned().collect())
+            }
+            _ => Err(Error::NotDir(format!("handle {fh}"))),
+        }
+    }
+
+    /// Closes handle `fh` (file or directory).
+    pub fn release(&self, fh: u64) {
+        self.handles.remove(fh);
+    }
+
+    /// Opens file `ino` with open(2) `flags`. Anything but read-only access
+    /// is refused with EROFS, except writing to `.nifuse/drop_caches`.
+    pub fn open(&self, ino: u64, flags: i32) -> Result<Opened> {
+        let node = self.node(ino)?;
+        let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let plain = |fh| Opened { fh, direct_io: false, keep_cache: false };
+        if writing && node != Node::ControlFile(Control::DropCaches) {
+            return Err(Error::ReadOnly(format!("inode {ino}")));
+        }
+        match node {
+            Node::Mirror(rel) => {
+                let abs = self.abs(&rel);
+                let meta = self.lstat(&rel)?;
+                if meta.is_dir() {
+                    return Err(Error::IsDir(rel.display().to_string()));
+                }
+                if !meta.is_file() {
+                    return Err(Error::Invalid(format!("{}: not a regular file", rel.display())));
+                }
+                let file = File::options()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(&abs)
+                    .map_err(|e| Error::io(format!("opening {}", abs.display()), e))?;
+                Ok(plain(self.handles.insert(Handle::File(file))))
+            }
+            Node::Volume(rel, k) => {
+                let image = self.image(&rel)?;
+                if k >= image.layout.n_vols() {
+                    return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
+                }
+                let fh = self.handles.insert(Handle::Volume(VolumeHandle::new(image, k)));
+                Ok(Opened { fh, direct_io: false, keep_cache: true })
+            }
+            Node::ControlFile(Control::Stats) => {
+                let fh = self.handles.insert(Handle::Stats(self.stats_json().into_bytes()));
+                Ok(Opened { fh, direct_io: true, keep_cache: false })
+            }
+            Node::ControlFile(Control::DropCaches) => {
+                let fh = self.handles.insert(Handle::DropCaches);
+                Ok(Opened { fh, direct_io: true, keep_cache: false })
+            }
+            Node::ImageDir(rel) => Err(Error::IsDir(format!("{}.d", rel.display()))),
+            Node::ControlDir => Err(Error::IsDir(CONTROL_DIR.into())),
+        }
+    }
+
+    /// Reads up to `size` bytes at `offset` from open file `fh`.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        match &*self.handles.get(fh)? {
+            Handle::File(file) => {
+                let mut buf = vec![0u8; size as usize];
+                let n = pread_full(file, offset, &mut buf)
+                    .map_err(|e| Error::io(format!("reading handle {fh}"), e))?;
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Handle::Volume(v) => read_volume(&self.caches, v, offset, size),
+            Handle::Stats(bytes) => Ok(slice_at(bytes, offset, size).to_vec()),
+            Handle::DropCaches => Ok(Vec::new()),
+            Handle::Dir(_) => Err(Error::IsDir(format!("handle {fh}"))),
+        }
+    }
+
+    /// Writes to open file `fh`: only `.nifuse/drop_caches` accepts writes.
+    pub fn write(&self, fh: u64, data: &[u8]) -> Result<u32> {
+        match &*self.handles.get(fh)? {
+            Handle::DropCaches => {
+                let text = String::from_utf8_lossy(data);
+                match text.trim() {
+                    "1" | "3" => {
+                        let n = self.drop_caches();
+                        log::info!("drop_caches: dropped {n} image caches");
+                        Ok(u32::try_from(data.len()).unwrap_or(u32::MAX))
+                    }
+                    other => Err(Error::Invalid(format!(
+                        "drop_caches: write 1 to drop every image cache, not {other:?}"
+                    ))),
+                }
+            }
+            _ => Err(Error::ReadOnly(format!("handle {fh}"))),
+        }
+    }
+
+    /// The JSON of `.nifuse/stats`.
+    pub fn stats_json(&self) -> String {
+        crate::stats::render(&self.images.all(), &self.caches)
+    }
+}
+
+fn kind_of_type(t: &fs::FileType) -> Kind {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        Kind::Dir
+    } else if t.is_symlink() {
+        Kind::Symlink
+    } else if t.is_fifo() {
+        Kind::Fifo
+    } else if t.is_socket() {
+        Kind::Socket
+    } else if t.is_char_device() {
+        Kind::CharDevice
+    } else if t.is_block_device() {
+        Kind::BlockDevice
+    } else {
+        Kind::File
+    }
+}
+
+/// `bytes[offset..offset+size]`, clamped to the end.
+fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+    let end = start.saturating_add(size as usize).min(bytes.len());
+    &bytes[start..end]
+}
+
+/// Bytes `offset..offset+size` of a volume file: its synthesized header
+/// followed by the volume's voxels, from the image's cache or its source.
+fn read_volume(caches: &Caches, v: &VolumeHandle, offset: u64, size: u32) -> Result<Vec<u8>> {
+    let layout = &v.image.layout;
+    let plan = layout.plan_read(v.k, offset, size);
+    let header = layout.vol_header().get(plan.header.clone()).unwrap_or_default();
+    let data_len = usize::try_from(plan.data.end.saturating_sub(plan.data.start))
+        .map_err(|_| Error::Invalid("read too large".into()))?;
+    let mut out = Vec::with_capacity(header.len() + data_len);
+    out.extend_from_slice(header);
+    if data_len == 0 {
+        return Ok(out);
+    }
+    let at = out.len();
+    out.resize(at + data_len, 0);
+    let array_offset = plan.data.start - layout.data_offset();
+    let rel = Path::new(&v.image.name);
+    if caches.read(rel, &v.image, array_offset, &mut out[at..]) {
+        return Ok(out);
+    }
+    if v.image.data.is_gzip() {
+        let vol_start = layout.vol_source_range(v.k).map_or(0, |r| r.start);
+        let decoded = v.decoded()?;
+        let from = usize::try_from(plan.data.start - vol_start).unwrap_or(usize::MAX);
+        let bytes = decoded.get(from..from.saturating_add(data_len)).ok_or_else(|| {
+            Error::Data(format!("{}: volume {} shorter than its header says", v.image.name, v.k))
+        })?;
+        out[at..].copy_from_slice(bytes);
+    } else {
+        v.image.data.read_exact_at(plan.data.start, &mut out[at..])?;
+    }
+    Ok(out)
+}
+
+/// `s` as a JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,308 @@
+//! `nifuse mount` and `nifuse umount`: checks, daemonizing, the FUSE session, signals.
+//!
+//! Without `-f`, `mount` forks before any thread exists; the parent waits on a
+//! pipe until the child reports "mounted" (exit 0) or an error (exit 1 with
+//! the child's one-line reason). The child detaches, logs to a file, and
+//! serves until unmounted; SIGINT, SIGTERM and SIGHUP unmount it cleanly.
+
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fuser::{Config as FuseConfig, MountOption, SessionACL};
+
+use crate::cli::MountArgs;
+use crate::fs::{Config, Fs};
+use crate::fuse::FuseFs;
+
+/// How long the kernel may cache names and attributes of the mount.
+const TTL: Duration = Duration::from_secs(1);
+
+/// Mount options as the FUSE world writes them, split into what fuser needs.
+struct Options {
+    acl: SessionACL,
+    extra: Vec<MountOption>,
+}
+
+fn parse_options(raw: &[String]) -> Result<Options, String> {
+    let mut opts = Options { acl: SessionACL::Owner, extra: Vec::new() };
+    for opt in raw.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        match opt {
+            "allow_other" => opts.acl = SessionACL::All,
+            "allow_root" => opts.acl = SessionACL::RootAndOwner,
+            "ro" => {
+                return Err("-o ro is not needed: nifuse never writes, and a kernel read-only \
+                            mount would refuse setfattr user.cache_mode"
+                    .into());
+            }
+            "rw" | "default_permissions" | "nodev" | "nosuid" | "dev" | "suid" => {}
+            "noexec" => opts.extra.push(MountOption::NoExec),
+            "noatime" => opts.extra.push(MountOption::NoAtime),
+            other => opts.extra.push(MountOption::CUSTOM(other.to_string())),
+        }
+    }
+    Ok(opts)
+}
+
+/// Everything `mount` checks before forking, with absolute paths.
+fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
+    let source = std::fs::canonicalize(&args.source)
+        .map_err(|e| format!("SOURCE {}: {e}", args.source.display()))?;
+    if !source.is_dir() {
+        return Err(format!("SOURCE {} is not a directory", args.source.display()));
+    }
+    std::fs::read_dir(&source)
+        .map_err(|e| format!("SOURCE {} is not readable: {e}", source.display()))?;
+    let mnt_meta = std::fs::metadata(&args.mountpoint).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOTCONN) => format!(
+            "MOUNTPOINT {} is a dead mount: run `nifuse umount {}` first",
+            args.mountpoint.display(),
+            args.mountpoint.display()
+        ),
+        _ => format!("MOUNTPOINT {}: {e}", args.mountpoint.display()),
+    })?;
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| format!("MOUNTPOINT {}: {e}", args.mountpoint.display()))?;
+    if !mnt_meta.is_dir() {
+        return Err(format!("MOUNTPOINT {} is not a directory", mountpoint.display()));
+    }
+    if is_mount_point(&mountpoint) {
+        return Err(format!(
+            "MOUNTPOINT {} is busy: something is already mounted there (`nifuse umount {}`?)",
+            mountpoint.display(),
+            mountpoint.display()
+        ));
+    }
+    if mountpoint.starts_with(&source) && mountpoint != source {
+        log::info!("MOUNTPOINT is inside SOURCE; nifuse will not descend into it");
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err("FUSE is not available: /dev/fuse is missing (load it with `modprobe fuse`, \
+                    or on a container give it --device /dev/fuse)"
+            .into());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && which("fusermount3").is_none() && which("fusermount").is_none() {
+        return Err("FUSE mounts by non-root users need fusermount3: install the `fuse3` package \
+                    (Debian/Ubuntu: apt-get install fuse3)"
+            .into());
+    }
+    Ok((source, mountpoint))
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| p.is_file())
+}
+
+/// Whether `path` is the root of a mount (its device differs from its parent's).
+fn is_mount_point(path: &Path) -> bool {
+    let Some(parent) = path.parent() else { return true };
+    match (std::fs::metadata(path), std::fs::metadata(parent)) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev() || a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// `nifuse mount`.
+pub fn mount(args: MountArgs) -> Result<(), String> {
+    let (source, mountpoint) = check(&args)?;
+    let options = parse_options(&args.options)?;
+    if args.foreground {
+        crate::logging::init_stderr(args.verbose);
+        return serve(&args, &source, &mountpoint, options, None);
+    }
+    let log_path = args.log_file.clone().unwrap_or_else(|| crate::logging::default_log_path(&mountpoint));
+    let (read_end, write_end) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    // SAFETY: no thread exists yet (nothing above spawns one), so the child
+    // starts with a consistent copy of the whole process.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("cannot fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(read_end);
+            let mut report = File::from(write_end);
+            let outcome = crate::logging::init_file(&log_path, args.verbose)
+                .and_then(|()| detach())
+                .and_then(|()| serve(&args, &source, &mountpoint, options, Some(&mut report)));
+            if let Err(e) = outcome {
+                let _ = writeln!(report, "{e}");
+                std::process::exit(1);
+            }
+            std::process::exit(0);
+        }
+        _child => {
+            drop(write_end);
+            let mut msg = String::new();
+            let _ = std::io::BufReader::new(File::from(read_end)).read_line(&mut msg);
+            match msg.lines().next() {
+                Some("mounted") => {
+                    eprintln!(
+                        "nifuse: {} mounted at {} (log: {})",
+                        source.display(),
+                        mountpoint.display(),
+                        log_path.display()
+                    );
+                    Ok(())
+                }
+                Some(err) => Err(err.to_string()),
+                None => Err(format!(
+                    "the nifuse daemon exited before mounting; see {}",
+                    log_path.display()
+                )),
+            }
+        }
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Leaves the terminal's session and points stdio at /dev/null.
+fn detach() -> Result<(), String> {
+    // SAFETY: setsid has no memory-safety preconditions; failure is harmless here.
+    unsafe { libc::setsid() };
+    let null = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    use std::os::fd::AsRawFd;
+    for fd in 0..3 {
+        // SAFETY: both descriptors are open; dup2 onto 0..2 replaces stdio.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(format!("redirecting stdio: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Mounts and serves until unmounted. `report` gets "mounted" once the mount is live.
+fn serve(
+    args: &MountArgs,
+    source: &Path,
+    mountpoint: &Path,
+    options: Options,
+    report: Option<&mut File>,
+) -> Result<(), String> {
+    // SAFETY: getuid/getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let cache_size = args
+        .cache_size
+        .unwrap_or_else(|| crate::size::total_memory().map_or(1 << 30, |m| m / 4));
+    let config = Config {
+        ttl: TTL,
+        index_dir: Some(args.index_dir.clone().unwrap_or_else(default_index_dir)),
+        cache_mode: args.cache_mode,
+        cache_size,
+        uid,
+        gid,
+    };
+    let fs = Fs::new(source, config).map_err(|e| e.to_string())?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let mut fuse_config = FuseConfig::default();
+    fuse_config.mount_options = vec![
+        MountOption::FSName(source.display().to_string()),
+        MountOption::Subtype("nifuse".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    fuse_config.mount_options.extend(options.extra);
+    fuse_config.acl = options.acl;
+    fuse_config.n_threads = Some(threads);
+    fuse_config.clone_fd = threads > 1;
+    let mut session = fuser::Session::new(FuseFs::new(fs), mountpoint, &fuse_config)
+        .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
+    log::info!(
+        "mounted {} at {} ({threads} threads, cache {} per mount, mode {})",
+        source.display(),
+        mountpoint.display(),
+        crate::size::human(cache_size),
+        args.cache_mode.as_str()
+    );
+    if !args.no_read_ahead {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            match crate::tune::raise_read_ahead(mountpoint, 1024) {
+                Ok(line) => log::info!("{line}"),
+                Err(e) => log::info!("read-ahead left as it is: {e}"),
+            }
+        }
+    }
+    let mut unmounter = session.unmount_callable();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mp = mountpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("nifuse-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: unmounting {}", mp.display());
+                if let Err(e) = unmounter.unmount() {
+                    log::error!("unmounting {} failed: {e}", mp.display());
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    if let Some(report) = report {
+        let _ = writeln!(report, "mounted");
+    }
+    session.run().map_err(|e| format!("serving {}: {e}", mountpoint.display()))?;
+    log::info!("unmounted {}", mountpoint.display());
+    Ok(())
+}
+
+/// `$XDG_CACHE_HOME/nifuse`, else `~/.cache/nifuse`.
+pub fn default_index_dir() -> PathBuf {
+    crate::logging::cache_home().join("nifuse")
+}
+
+/// `nifuse umount`: unmounts, also a mount whose daemon died.
+pub fn umount(mountpoint: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+        .map_err(|_| "mount point path contains a NUL byte".to_string())?;
+    // SAFETY: c is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EPERM) => {
+            let tool = which("fusermount3").or_else(|| which("fusermount")).ok_or_else(|| {
+                format!("{}: only root can unmount without fusermount3 (install fuse3)", mountpoint.display())
+            })?;
+            let status = std::process::Command::new(&tool)
+                .arg("-u")
+                .arg(mountpoint)
+                .status()
+                .map_err(|e| format!("{}: {e}", tool.display()))?;
+            if status.success() { Ok(()) } else { Err(format!("{} -u {} failed", tool.display(), mountpoint.display())) }
+        }
+        Some(libc::EBUSY) => Err(format!(
+            "{} is busy: a process still has files open there or its cwd in it (see `fuser -m {}`)",
+            mountpoint.display(),
+            mountpoint.display()
+        )),
+        Some(libc::EINVAL) => Err(format!("{} is not a mount point", mountpoint.display())),
+        _ => Err(format!("cannot unmount {}: {err}", mountpoint.display())),
+    }
+}

@@ -1,0 +1,102 @@
+//! The images of SOURCE, parsed on first sight and re-parsed when they change.
+//!
+//! [`Registry::get`] answers "is this source path an image, and which one":
+//! it stats the file (and a pair's data file), and when their identities match
+//! the last probe it returns the same [`Image`]; otherwise it parses the new
+//! version. A file that does not parse is remembered too, so its reason is
+//! logged once per version of the file. Symlinks count as images only when
+//! they resolve to a regular file inside SOURCE.
+//!
+//! Lock order: the slot map's lock is never held during I/O or while taking
+//! another lock.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::image::{self, Image, NotImage};
+use crate::source::FileIdent;
+
+type Idents = (FileIdent, Option<FileIdent>);
+
+struct Slot {
+    idents: Idents,
+    image: Option<Arc<Image>>,
+}
+
+/// Parsed images by their path relative to SOURCE.
+pub struct Registry {
+    root: PathBuf,
+    index_dir: Option<PathBuf>,
+    slots: Mutex<HashMap<PathBuf, Slot>>,
+}
+
+impl Registry {
+    /// A registry of the images under the canonical directory `root`.
+    pub fn new(root: PathBuf, index_dir: Option<PathBuf>) -> Registry {
+        Registry { root, index_dir, slots: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file an image path refers to: itself, or the target of a symlink
+    /// that stays inside SOURCE.
+    fn resolve(&self, rel: &Path) -> Option<PathBuf> {
+        let abs = self.root.join(rel);
+        let meta = fs::symlink_metadata(&abs).ok()?;
+        if meta.file_type().is_symlink() {
+            let target = fs::canonicalize(&abs).ok()?;
+            return target.starts_with(&self.root).then_some(target);
+        }
+        meta.is_file().then_some(abs)
+    }
+
+    /// The image at `rel` (relative to SOURCE), if it is one.
+    pub fn get(&self, rel: &Path) -> Option<Arc<Image>> {
+        let name = rel.to_str()?;
+        let file_name = rel.file_name()?.to_str()?;
+        image::name_kind(file_name)?;
+        let path = self.resolve(rel)?;
+        let idents = image::current_idents(&path)?;
+        if let Some(slot) = self.lock().get(rel) {
+            if slot.idents == idents {
+                return slot.image.clone();
+            }
+        }
+        let image = match image::probe(&path, name, self.index_dir.as_deref()) {
+            Ok(img) => Some(Arc::new(img)),
+            Err(NotImage::Quiet) => None,
+            Err(NotImage::Reason(why)) => {
+                log::warn!("{name}: shown as a plain file, not as an image: {why}");
+                None
+            }
+        };
+        let mut slots = self.lock();
+        if let Some(old) = slots.get(rel) {
+            if old.idents != idents && old.image.is_some() {
+                log::info!("{name}: changed on disk; its volumes now come from the new file");
+            }
+        }
+        slots.insert(rel.to_path_buf(), Slot { idents, image: image.clone() });
+        image
+    }
+
+    /// The image at `rel` as last parsed, without touching the disk.
+    pub fn known(&self, rel: &Path) -> Option<Arc<Image>> {
+        self.lock().get(rel).and_then(|s| s.image.clone())
+    }
+
+    /// Every image parsed so far, with its relative path, sorted by path.
+    pub fn all(&self) -> Vec<(PathBuf, Arc<Image>)> {
+        let mut v: Vec<_> = self
+            .lock()
+            .iter()
+            .filter_map(|(p, s)| s.image.clone().map(|i| (p.clone(), i)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}

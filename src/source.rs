@@ -1,0 +1,177 @@
+//! Byte sources: the files under SOURCE that hold an image's header and voxels.
+//!
+//! A [`DataFile`] is one open source file, plain or gzip (detected by its magic
+//! bytes, never by its name), with the identity it had when opened
+//! ([`FileIdent`]). Reads are positioned (`pread`), so one open file serves any
+//! number of threads. Compressed files go through [`crate::gzindex::GzAccess`],
+//! which keeps a random-access index of the stream.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// What identifies one version of a source file: if any of these change, the
+/// file was rewritten or replaced and everything derived from it is stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileIdent {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode number of the file.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl FileIdent {
+    /// The identity recorded in `meta`.
+    pub fn of(meta: &Metadata) -> FileIdent {
+        FileIdent {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+        }
+    }
+}
+
+/// The two gzip magic bytes.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Reads a file from a position with `pread`, leaving the descriptor's own
+/// offset alone, so that a shared `File` can feed a decoder.
+pub struct PositionedReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl<'a> PositionedReader<'a> {
+    /// A reader starting at byte `pos` of `file`.
+    pub fn new(file: &'a File, pos: u64) -> Self {
+        PositionedReader { file, pos }
+    }
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos = self.pos.saturating_add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Fills `buf` from `file` at `offset`; returns how many bytes were there
+/// (fewer than `buf.len()` only at end of file).
+pub fn pread_full(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let pos = offset.saturating_add(done as u64);
+        match file.read_at(&mut buf[done..], pos) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Whether `file` starts with the gzip magic bytes.
+pub fn is_gzip(file: &File) -> io::Result<bool> {
+    let mut magic = [0u8; 2];
+    Ok(pread_full(file, 0, &mut magic)? == 2 && magic == GZIP_MAGIC)
+}
+
+/// Reads up to `want` bytes from the start of the (decoded) stream of `file`.
+/// Fewer bytes come back only when the stream is shorter.
+pub fn read_head(file: &File, gzip: bool, want: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want.min(1 << 20));
+    let limit = u64::try_from(want).unwrap_or(u64::MAX);
+    if gzip {
+        let dec = flate2::read::MultiGzDecoder::new(PositionedReader::new(file, 0));
+        dec.take(limit).read_to_end(&mut buf)?;
+    } else {
+        PositionedReader::new(file, 0).take(limit).read_to_end(&mut buf)?;
+    }
+    Ok(buf)
+}
+
+/// One open source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or `.img.gz`).
+pub struct DataFile {
+    path: PathBuf,
+    file: File,
+    ident: FileIdent,
+    gz: Option<crate::gzindex::GzAccess>,
+}
+
+impl DataFile {
+    /// Opens `path` for reading and records its identity. `starts` are the
+    /// offsets in the decoded stream where volumes begin (checkpoints for a
+    /// gzip index); `index_dir` is where gzip indexes persist.
+    pub fn open(path: &Path, starts: Vec<u64>, index_dir: Option<&Path>) -> Result<DataFile> {
+        let what = || format!("opening {}", path.display());
+        let file = File::open(path).map_err(|e| Error::io(what(), e))?;
+        let meta = file.metadata().map_err(|e| Error::io(what(), e))?;
+        let gz = if is_gzip(&file).map_err(|e| Error::io(what(), e))? {
+            let access = crate::gzindex::GzAccess::open(path, starts, index_dir)
+                .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+            Some(access)
+        } else {
+            None
+        };
+        Ok(DataFile { path: path.to_path_buf(), file, ident: FileIdent::of(&meta), gz })
+    }
+
+    /// The path this file was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The identity the file had when opened.
+    pub fn ident(&self) -> FileIdent {
+        self.ident
+    }
+
+    /// Whether the stream is gzip-compressed.
+    pub fn is_gzip(&self) -> bool {
+        self.gz.is_some()
+    }
+
+    /// The gzip access structure, for compressed files.
+    pub fn gzip(&self) -> Option<&crate::gzindex::GzAccess> {
+        self.gz.as_ref()
+    }
+
+    /// The open file (for mapping it into memory).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Fills `buf` with the decoded bytes at `offset`, or fails with
+    /// [`Error::Data`] naming the file and the missing range.
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.saturating_add(buf.len() as u64);
+        if let Some(gz) = &self.gz {
+            return gz.read_exact_at(offset, buf).map_err(|e| {
+                Error::Data(format!(
+                    "{}: cannot decode bytes {offset}..{end}: {e}",
+                    self.path.display()
+                ))
+            });
+        }
+        let got = pread_full(&self.file, offset, buf)
+            .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
+        if got < buf.len() {
+            return Err(Error::Data(format!(
+                "{}: bytes {offset}..{end} are missing: the file ends at byte {} (truncated?)",
+                self.path.display(),
+                offset.saturating_add(got as u64)
+            )));
+        }
+        Ok(())
+    }
+}

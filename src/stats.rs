@@ -1,0 +1,59 @@
+//! The JSON document of `MOUNTPOINT/.nifuse/stats`.
+//!
+//! ```json
+//! {"images": [{"path": "sub-01/bold.nii.gz", "volumes": 200, "compressed": true,
+//!              "cache_mode": "fill", "cache_state": "full", "cache_bytes": 36864000,
+//!              "hits": 412, "misses": 1, "index": "complete"}],
+//!  "totals": {"images": 1, "cached_images": 1, "cache_bytes": 36864000,
+//!             "cache_budget": 6442450944, "hits": 412, "misses": 1}}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cache::{Caches, SlotStats};
+use crate::fs::json_string;
+use crate::image::Image;
+
+/// The index state of an image, as shown in stats.
+fn index_state(image: &Image) -> String {
+    match image.data.gzip() {
+        None => "\"not compressed\"".to_string(),
+        Some(gz) => json_string(&gz.state().to_string()),
+    }
+}
+
+/// Renders the stats of the known `images` and their `caches`.
+pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
+    let cache_stats: BTreeMap<PathBuf, SlotStats> =
+        caches.stats().into_iter().map(|s| (s.path.clone(), s)).collect();
+    let mut rows = Vec::new();
+    let (mut bytes, mut hits, mut misses, mut cached) = (0u64, 0u64, 0u64, 0u64);
+    for (path, image) in images {
+        let s = cache_stats.get(path);
+        let mode = s.map_or_else(|| caches.mode(path), |s| s.mode);
+        let (state, b, h, m) = s.map_or(("empty", 0, 0, 0), |s| (s.state, s.bytes, s.hits, s.misses));
+        bytes += b;
+        hits += h;
+        misses += m;
+        cached += u64::from(state != "empty");
+        rows.push(format!(
+            "    {{\"path\": {}, \"volumes\": {}, \"compressed\": {}, \"cache_mode\": \"{}\", \
+             \"cache_state\": \"{state}\", \"cache_bytes\": {b}, \"hits\": {h}, \"misses\": {m}, \
+             \"index\": {}}}",
+            json_string(&path.to_string_lossy()),
+            image.layout.n_vols(),
+            image.data.is_gzip(),
+            mode.as_str(),
+            index_state(image),
+        ));
+    }
+    format!(
+        "{{\n  \"images\": [\n{}\n  ],\n  \"totals\": {{\"images\": {}, \"cached_images\": {cached}, \
+         \"cache_bytes\": {bytes}, \"cache_budget\": {}, \"hits\": {hits}, \"misses\": {misses}}}\n}}\n",
+        rows.join(",\n"),
+        images.len(),
+        caches.budget(),
+    )
+}

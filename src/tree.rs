@@ -1,0 +1,220 @@
+//! The virtual tree's nodes and their inode numbers.
+//!
+//! Every entry the mount shows is a [`Node`]: a mirrored source entry, the
+//! `NAME.d` directory of an image, one of its volumes, or a control file under
+//! `.nifuse`. The [`InodeTable`] hands out one number per node, the first
+//! time the node is seen, and keeps it for the life of the mount, so inode
+//! numbers are stable while the source is unchanged. It also counts the
+//! kernel's lookups so that forgetting an image's last inode can be noticed.
+//!
+//! Lock order: the inode table's lock is a leaf; nothing else is locked while
+//! it is held.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The reserved name of the control directory at the mount's root.
+pub const CONTROL_DIR: &str = ".nifuse";
+
+/// Inode number of the mount's root (FUSE's fixed root).
+pub const ROOT_INO: u64 = 1;
+
+/// The files of the control directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Control {
+    /// `.nifuse/drop_caches`: write `1` to drop every image cache.
+    DropCaches,
+    /// `.nifuse/stats`: JSON statistics.
+    Stats,
+}
+
+impl Control {
+    /// All control files, in listing order.
+    pub const ALL: [Control; 2] = [Control::DropCaches, Control::Stats];
+
+    /// The file name under `.nifuse`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::DropCaches => "drop_caches",
+            Control::Stats => "stats",
+        }
+    }
+
+    /// The control file called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Control> {
+        Control::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// One entry of the mount.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// A directory, file or symlink of SOURCE at this relative path ("" is the root).
+    Mirror(PathBuf),
+    /// `NAME.d` of the image at this relative path.
+    ImageDir(PathBuf),
+    /// Volume `k` of the image at this relative path.
+    Volume(PathBuf, u64),
+    /// The `.nifuse` directory.
+    ControlDir,
+    /// A file in `.nifuse`.
+    ControlFile(Control),
+}
+
+impl Node {
+    /// The relative path of the image this node belongs to, if any.
+    pub fn image_path(&self) -> Option<&Path> {
+        match self {
+            Node::ImageDir(p) | Node::Volume(p, _) => Some(p),
+            Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => None,
+        }
+    }
+
+    /// The source path whose references this node counts toward.
+    fn source_path(&self) -> Option<&Path> {
+        match self {
+            Node::Mirror(p) | Node::ImageDir(p) | Node::Volume(p, _) => Some(p),
+            Node::ControlDir | Node::ControlFile(_) => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    by_node: HashMap<Node, u64>,
+    /// `nodes[ino - 1]`: the node and the kernel's lookup count for it.
+    nodes: Vec<(Node, u64)>,
+    /// Kernel lookups held, summed over all nodes of one source path
+    /// (its mirror entry, and for images its `NAME.d` and volumes).
+    path_refs: HashMap<PathBuf, u64>,
+}
+
+/// Node ↔ inode number, stable for the life of the mount.
+pub struct InodeTable {
+    inner: Mutex<Inner>,
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InodeTable {
+    /// A table holding just the root.
+    pub fn new() -> InodeTable {
+        let mut inner = Inner::default();
+        inner.by_node.insert(Node::Mirror(PathBuf::new()), ROOT_INO);
+        inner.nodes.push((Node::Mirror(PathBuf::new()), 1));
+        InodeTable { inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-update of
+        // plain data that stays consistent; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The inode number of `node`, assigning one if it has none yet.
+    pub fn ino(&self, node: &Node) -> u64 {
+        let mut inner = self.lock();
+        if let Some(&ino) = inner.by_node.get(node) {
+            return ino;
+        }
+        inner.nodes.push((node.clone(), 0));
+        let ino = inner.nodes.len() as u64;
+        inner.by_node.insert(node.clone(), ino);
+        ino
+    }
+
+    /// `ino` for `node`, counting one kernel lookup of it.
+    pub fn lookup(&self, node: &Node) -> u64 {
+        let ino = self.ino(node);
+        let mut inner = self.lock();
+        if let Some(slot) = index(ino).and_then(|i| inner.nodes.get_mut(i)) {
+            slot.1 = slot.1.saturating_add(1);
+        }
+        if let Some(path) = node.source_path() {
+            let refs = inner.path_refs.entry(path.to_path_buf()).or_insert(0);
+            *refs = refs.saturating_add(1);
+        }
+        ino
+    }
+
+    /// The node numbered `ino`.
+    pub fn node(&self, ino: u64) -> Option<Node> {
+        let inner = self.lock();
+        index(ino).and_then(|i| inner.nodes.get(i)).map(|(n, _)| n.clone())
+    }
+
+    /// The kernel forgets `n` lookups of `ino`. Returns the source path the
+    /// node belongs to when that was the last reference to any node of that
+    /// path (the image's entry, its `NAME.d` and all its volumes).
+    pub fn forget(&self, ino: u64, n: u64) -> Option<PathBuf> {
+        if ino == ROOT_INO {
+            return None;
+        }
+        let mut inner = self.lock();
+        let slot = index(ino).and_then(|i| inner.nodes.get_mut(i))?;
+        let dropped = slot.1.min(n);
+        if dropped == 0 {
+            return None;
+        }
+        slot.1 -= dropped;
+        let path = slot.0.source_path()?.to_path_buf();
+        let refs = inner.path_refs.get_mut(&path)?;
+        *refs = refs.saturating_sub(dropped);
+        if *refs > 0 {
+            return None;
+        }
+        inner.path_refs.remove(&path);
+        Some(path)
+    }
+
+    /// Whether the kernel still holds any inode of the source path `path`
+    /// (its mirrored entry, and for images its `NAME.d` or any volume).
+    pub fn path_referenced(&self, path: &Path) -> bool {
+        self.lock().path_refs.get(path).is_some_and(|&n| n > 0)
+    }
+}
+
+fn index(ino: u64) -> Option<usize> {
+    usize::try_from(ino.checked_sub(1)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_stable_and_distinct() {
+        let t = InodeTable::new();
+        let a = t.ino(&Node::Mirror("a".into()));
+        let b = t.ino(&Node::Volume("a".into(), 3));
+        assert_ne!(a, b);
+        assert_ne!(a, ROOT_INO);
+        assert_eq!(t.ino(&Node::Mirror("a".into())), a);
+        assert_eq!(t.node(b), Some(Node::Volume("a".into(), 3)));
+        assert_eq!(t.node(ROOT_INO), Some(Node::Mirror(PathBuf::new())));
+        assert_eq!(t.node(0), None);
+        assert_eq!(t.node(999), None);
+    }
+
+    #[test]
+    fn forgetting_the_last_lookup_reports_the_node() {
+        let t = InodeTable::new();
+        let v = Node::Volume("img.nii".into(), 0);
+        let d = Node::ImageDir("img.nii".into());
+        let ino = t.lookup(&v);
+        t.lookup(&v);
+        let dino = t.lookup(&d);
+        assert!(t.path_referenced(Path::new("img.nii")));
+        assert_eq!(t.forget(ino, 1), None);
+        assert_eq!(t.forget(ino, 1), None, "NAME.d still holds the image");
+        assert_eq!(t.forget(dino, 5), Some(PathBuf::from("img.nii")));
+        assert!(!t.path_referenced(Path::new("img.nii")));
+        assert_eq!(t.forget(ino, 1), None);
+        assert_eq!(t.forget(ROOT_INO, 1), None);
+    }
+}

@@ -1,0 +1,77 @@
+//! Kernel-side tuning: request sizes at FUSE init, and the mount's read-ahead.
+
+use std::path::Path;
+
+use fuser::KernelConfig;
+
+/// Largest read the daemon asks the kernel to send in one request.
+pub const MAX_REQUEST: u32 = 1 << 20;
+
+/// Asks for large requests: the kernel derives `max_pages` from these.
+pub fn kernel_config(config: &mut KernelConfig) {
+    if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
+        let _ = config.set_max_readahead(max);
+    }
+    if let Err(max) = config.set_max_write(MAX_REQUEST) {
+        let _ = config.set_max_write(max);
+    }
+}
+
+/// Raises the read-ahead of the FUSE mount at `mountpoint` to `kb` KiB through
+/// its BDI in sysfs (root only). Returns a line for the log.
+/// The device is found in `/proc/self/mountinfo`, never by `stat` of the
+/// mount point: the daemon must not make requests to its own mount.
+pub fn raise_read_ahead(mountpoint: &Path, kb: u32) -> Result<String, String> {
+    let dev = mount_device(mountpoint)
+        .ok_or_else(|| format!("{} not found in /proc/self/mountinfo", mountpoint.display()))?;
+    let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    std::fs::write(&path, format!("{kb}\n")).map_err(|e| format!("{path}: {e}"))?;
+    Ok(format!("read-ahead of {} raised to {kb} KiB ({path})", mountpoint.display()))
+}
+
+/// The `major:minor` of the last mount at `mountpoint`, from `/proc/self/mountinfo`.
+pub fn mount_device(mountpoint: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = mountpoint.to_str()?;
+    info.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let dev = fields.nth(2)?;
+            let point = fields.nth(1)?;
+            (unescape_mountinfo(point) == want).then(|| dev.to_string())
+        })
+        .last()
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, and so on).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+        match (bytes[i], octal.and_then(|d| u8::from_str_radix(d, 8).ok())) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert!(mount_device(Path::new("/")).is_some());
+    }
+}
