@@ -355,7 +355,11 @@ impl Fs {
 
     /// Closes handle `fh` (file or directory).
     pub fn release(&self, fh: u64) {
-        self.handles.remove(fh);
+        if let Some(handle) = self.handles.remove(fh) {
+            if let Handle::Volume(v) = &*handle {
+                v.image.data.save_index(false);
+            }
+        }
     }
 
     /// Opens file `ino` with open(2) `flags`. Anything but read-only access

@@ -10,8 +10,11 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::gzindex::GzAccess;
 
 /// What identifies one version of a source file: if any of these change, the
 /// file was rewritten or replaced and everything derived from it is stale.
@@ -100,12 +103,24 @@ pub fn read_head(file: &File, gzip: bool, want: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// How often at most an image's growing gzip index is written to disk.
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The gzip side of a [`DataFile`]: its access index, opened on first use so
+/// that listing directories never loads indexes.
+struct Gzip {
+    starts: Vec<u64>,
+    index_dir: Option<PathBuf>,
+    access: OnceLock<std::result::Result<GzAccess, String>>,
+    last_save: Mutex<Option<Instant>>,
+}
+
 /// One open source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or `.img.gz`).
 pub struct DataFile {
     path: PathBuf,
     file: File,
     ident: FileIdent,
-    gz: Option<crate::gzindex::GzAccess>,
+    gz: Option<Gzip>,
 }
 
 impl DataFile {
@@ -116,13 +131,12 @@ impl DataFile {
         let what = || format!("opening {}", path.display());
         let file = File::open(path).map_err(|e| Error::io(what(), e))?;
         let meta = file.metadata().map_err(|e| Error::io(what(), e))?;
-        let gz = if is_gzip(&file).map_err(|e| Error::io(what(), e))? {
-            let access = crate::gzindex::GzAccess::open(path, starts, index_dir)
-                .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
-            Some(access)
-        } else {
-            None
-        };
+        let gz = is_gzip(&file).map_err(|e| Error::io(what(), e))?.then(|| Gzip {
+            starts,
+            index_dir: index_dir.map(Path::to_path_buf),
+            access: OnceLock::new(),
+            last_save: Mutex::new(None),
+        });
         Ok(DataFile { path: path.to_path_buf(), file, ident: FileIdent::of(&meta), gz })
     }
 
@@ -141,9 +155,36 @@ impl DataFile {
         self.gz.is_some()
     }
 
-    /// The gzip access structure, for compressed files.
-    pub fn gzip(&self) -> Option<&crate::gzindex::GzAccess> {
-        self.gz.as_ref()
+    /// The gzip access structure, for compressed files whose index was opened.
+    pub fn gzip(&self) -> Option<&GzAccess> {
+        self.gz.as_ref()?.access.get()?.as_ref().ok()
+    }
+
+    /// The gzip access structure, opening (and loading a saved index) on first use.
+    fn gzip_access<'a>(&'a self, gz: &'a Gzip) -> Result<&'a GzAccess> {
+        let access = gz.access.get_or_init(|| {
+            GzAccess::open(&self.path, gz.starts.clone(), gz.index_dir.as_deref())
+                .map_err(|e| e.to_string())
+        });
+        access.as_ref().map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
+    }
+
+    /// Writes the gzip index to disk if it grew, at most every few seconds
+    /// unless `now`. Failures are logged, not returned: the index is a cache.
+    pub fn save_index(&self, now: bool) {
+        let Some(gz) = &self.gz else { return };
+        let Some(Ok(access)) = gz.access.get() else { return };
+        let mut last = gz.last_save.lock().unwrap_or_else(|p| p.into_inner());
+        if !now && last.is_some_and(|t| t.elapsed() < SAVE_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = access.save() {
+            log::warn!(
+                "{}: cannot save its gzip index: {e} (it will be rebuilt next time; check --index-dir)",
+                self.path.display()
+            );
+        }
     }
 
     /// The open file (for mapping it into memory).
@@ -156,7 +197,7 @@ impl DataFile {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
         if let Some(gz) = &self.gz {
-            return gz.read_exact_at(offset, buf).map_err(|e| {
+            return self.gzip_access(gz)?.read_exact_at(offset, buf).map_err(|e| {
                 Error::Data(format!(
                     "{}: cannot decode bytes {offset}..{end}: {e}",
                     self.path.display()

@@ -18,10 +18,22 @@ use crate::image::Image;
 
 /// The index state of an image, as shown in stats.
 fn index_state(image: &Image) -> String {
-    match image.data.gzip() {
-        None => "\"not compressed\"".to_string(),
-        Some(gz) => json_string(&gz.state().to_string()),
+    use crate::gzindex::IndexState;
+    if !image.data.is_gzip() {
+        return "\"not compressed\"".to_string();
     }
+    let layout = &image.layout;
+    let text = match image.data.gzip().map(|gz| gz.state()) {
+        None | Some(IndexState::None) => "none".to_string(),
+        Some(IndexState::Complete { .. }) => "complete".to_string(),
+        Some(IndexState::Partial { covered_bytes }) => {
+            let vols = (0..layout.n_vols())
+                .take_while(|&k| layout.vol_source_range(k).is_some_and(|r| r.end <= covered_bytes))
+                .count();
+            format!("partial up to {vols} volumes")
+        }
+    };
+    json_string(&text)
 }
 
 /// Renders the stats of the known `images` and their `caches`.

@@ -1,68 +1,384 @@
-//! Random access into gzip streams (interim: decodes from the stream start).
+//! Random access to the uncompressed bytes of a gzip file (zran-style index).
+//!
+//! # Design
+//! * **Checkpoints** (`index.rs`): places where inflation can resume: a deflate
+//!   block boundary, stored as a compressed *bit* position plus the up to
+//!   32 KiB of output before it (the window), or the start of a gzip member
+//!   (no window). One is placed at the last block boundary before each
+//!   requested start (each volume's first byte), and one every ~1 MiB inside
+//!   regions longer than 2 MiB (and after the last start).
+//! * **Cursors** (`reader.rs`): a live raw-inflate state (`zlib.rs`, the only
+//!   `unsafe`) with a history buffer. A read takes the cheapest of (a cached
+//!   cursor at or a little before the offset, a new cursor at the last
+//!   checkpoint before the offset), inflates forward and returns the cursor to
+//!   a small cache, so sequential readers never go backwards. Cursors apply
+//!   the placement rules to every boundary they pass, so the index is built
+//!   lazily, only as far as the furthest byte requested (`covered`), and
+//!   continued later. Every member's CRC-32/ISIZE is checked when a cursor
+//!   reaches it (checkpoints carry the running CRC of their member).
+//! * **Persistence** (`persist.rs`): `<index_dir>/<name>-<hash of key>.gzidx`,
+//!   written atomically (temp file + rename): magic `NIFUSEGZ`, format
+//!   version, payload length, CRC-32 of the payload; the payload holds the
+//!   key (canonical path, size, mtime ns, inode), a digest of the requested
+//!   starts, the covered range and the checkpoints with raw-deflated windows.
+//!   A stale, truncated or corrupt file is ignored (logged) and rebuilt; every
+//!   checkpoint is bounds-checked on load and again on use.
+//!
+//! # Locks
+//! `save_lock` (serialises saves) may be taken before `inner` (index +
+//! cursor cache); never the other way round. `inner` is only held for short
+//! bookkeeping, never while inflating or doing file I/O.
+
+mod header;
+mod index;
+mod persist;
+#[cfg(test)]
+mod persist_tests;
+mod placement;
+mod reader;
+#[cfg(test)]
+mod tests;
+mod zlib;
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::source::PositionedReader;
+use index::{Index, Rules};
+use reader::{Ctx, Cursor};
 
-/// Errors of the gzip layer.
+/// How many idle cursors (live inflate states) are kept per file.
+const MAX_CURSORS: usize = 4;
+/// `build_all` merges its findings and reports progress every this many output bytes.
+const BUILD_CHUNK: u64 = 16 << 20;
+
+/// Errors of the gzip random-access layer.
 #[derive(Debug, thiserror::Error)]
 pub enum GzError {
-    /// I/O error reading the compressed file.
-    #[error("{0}")]
-    Io(#[from] io::Error),
-    /// The stream ended before the requested bytes.
-    #[error("the stream ends after {available} decoded bytes (truncated)")]
-    Truncated {
-        /// Decoded bytes available.
-        available: u64,
-    },
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt gzip data near compressed offset {at_compressed}: {msg}")]
+    Corrupt { at_compressed: u64, msg: String },
+    #[error("gzip stream truncated: only {available} uncompressed bytes available")]
+    Truncated { available: u64 },
+    #[error("invalid gzip index: {0}")]
+    BadIndex(String),
+    #[error("read of {len} bytes at {offset} is past the end of the data ({total} bytes)")]
+    OutOfRange { offset: u64, len: u64, total: u64 },
 }
 
-/// Access to the decoded bytes of one gzip file.
+impl From<GzError> for std::io::Error {
+    fn from(e: GzError) -> std::io::Error {
+        use std::io::ErrorKind;
+        match e {
+            GzError::Io(e) => e,
+            e @ (GzError::Truncated { .. } | GzError::OutOfRange { .. }) => {
+                std::io::Error::new(ErrorKind::UnexpectedEof, e.to_string())
+            }
+            e => std::io::Error::new(ErrorKind::InvalidData, e.to_string()),
+        }
+    }
+}
+
+/// Identity of a source file; an index is only used for the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+impl IndexKey {
+    pub fn for_file(path: &Path) -> std::io::Result<IndexKey> {
+        let canon = std::fs::canonicalize(path)?;
+        let md = std::fs::metadata(&canon)?;
+        Ok(IndexKey::from_meta(canon, &md))
+    }
+
+    fn from_meta(path: PathBuf, md: &std::fs::Metadata) -> IndexKey {
+        let mtime_ns = i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec());
+        IndexKey {
+            path,
+            size: md.len(),
+            mtime_ns,
+            inode: md.ino(),
+        }
+    }
+}
+
+/// How much of a file the index covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexState {
+    None,
+    Partial { covered_bytes: u64 },
+    Complete { total_bytes: u64 },
+}
+
+struct Inner {
+    index: Index,
+    cursors: Vec<Cursor>,
+    generation: u64,
+    saved_generation: u64,
+}
+
+/// Thread-safe (Send + Sync) random access to the uncompressed bytes of one gzip file.
 pub struct GzAccess {
     file: File,
+    file_len: u64,
+    key: IndexKey,
+    index_file: Option<PathBuf>,
+    rules: Rules,
+    inner: Mutex<Inner>,
+    save_lock: Mutex<()>,
+    inflated: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl GzAccess {
-    /// Opens `path`.
-    pub fn open(path: &Path, _starts: Vec<u64>, _index_dir: Option<&Path>) -> Result<GzAccess, GzError> {
-        Ok(GzAccess { file: File::open(path)? })
+    /// `starts`: uncompressed offsets that must get a checkpoint (each volume's first byte), sorted.
+    /// `index_dir`: where to load/save the persistent index (None = memory only). Loads a valid saved index if present.
+    pub fn open(
+        path: &Path,
+        starts: Vec<u64>,
+        index_dir: Option<&Path>,
+    ) -> Result<GzAccess, GzError> {
+        let canon = std::fs::canonicalize(path)?;
+        let file = File::open(&canon)?;
+        let md = file.metadata()?;
+        let key = IndexKey::from_meta(canon, &md);
+        let mut index = Index::new(starts);
+        let rules = Rules {
+            starts: Arc::from(index.starts.clone()),
+        };
+        let index_file = index_dir.map(|d| d.join(persist::file_name(&key)));
+        if let Some(f) = &index_file {
+            match persist::load(f, &key, &index.starts) {
+                Ok(Some(loaded)) => index = loaded,
+                Ok(None) => {}
+                Err(msg) => log::warn!("gzindex: ignoring index {}: {msg}", f.display()),
+            }
+        }
+        Ok(GzAccess {
+            file,
+            file_len: md.len(),
+            key,
+            index_file,
+            rules,
+            inner: Mutex::new(Inner {
+                index,
+                cursors: Vec::new(),
+                generation: 0,
+                saved_generation: 0,
+            }),
+            save_lock: Mutex::new(()),
+            inflated: AtomicU64::new(0),
+        })
     }
 
-    /// Fills `buf` from decoded offset `offset`.
-    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), GzError> {
-        let mut dec = flate2::read::MultiGzDecoder::new(PositionedReader::new(&self.file, 0));
-        let skipped = io::copy(&mut (&mut dec).take(offset), &mut io::sink())?;
-        let mut done = 0;
-        while done < buf.len() {
-            let n = dec.read(&mut buf[done..])?;
-            if n == 0 {
-                return Err(GzError::Truncated { available: skipped + done as u64 });
-            }
-            done += n;
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            file: &self.file,
+            file_len: self.file_len,
+            rules: &self.rules,
+            inflated: &self.inflated,
         }
+    }
+
+    /// Take the cheapest way to reach `offset`: a cached cursor or a new one at a checkpoint.
+    fn checkout(&self, offset: u64, len: u64) -> Result<Cursor, GzError> {
+        let (cp, next, known) = {
+            let mut g = lock(&self.inner);
+            if let Some(total) = g.index.total
+                && offset.checked_add(len).is_none_or(|e| e > total)
+            {
+                return Err(GzError::OutOfRange { offset, len, total });
+            }
+            let cp = g.index.best_for(offset).cloned();
+            let cp_cost = cp.as_ref().map_or(offset, |c| offset - c.out);
+            let best = g
+                .cursors
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.hist_base() <= offset)
+                .map(|(i, c)| (offset.saturating_sub(c.out()), i))
+                .filter(|&(cost, _)| cost <= cp_cost)
+                .min();
+            if let Some((_, i)) = best {
+                return Ok(g.cursors.remove(i));
+            }
+            let next = g
+                .index
+                .cps
+                .get(g.index.cps.partition_point(|c| c.out <= offset))
+                .cloned();
+            (cp, next, g.index.covered)
+        };
+        let ctx = self.ctx();
+        let mut c = match cp {
+            Some(cp) => Cursor::at_checkpoint(&ctx, &cp, known),
+            None => Cursor::at_start(&ctx, known),
+        }?;
+        c.verify = next;
+        Ok(c)
+    }
+
+    /// Merge what the cursor learned into the index; keep it for reuse if `keep`.
+    fn checkin(&self, mut c: Cursor, result: &Result<(), GzError>) {
+        let mut g = lock(&self.inner);
+        if let Err(GzError::BadIndex(msg)) = result {
+            log::warn!(
+                "gzindex: {}: discarding the index: {msg}",
+                self.key.path.display()
+            );
+            g.index = Index::new(self.rules.starts.to_vec());
+            g.cursors.clear();
+            g.generation += 1;
+            return;
+        }
+        let keep = result.is_ok();
+        let added = g.index.merge(std::mem::take(&mut c.pending));
+        let mut changed = added > 0;
+        if c.seen_to > g.index.covered {
+            g.index.covered = c.seen_to;
+        }
+        if let Some(t) = c.total
+            && g.index.total.is_none()
+        {
+            g.index.total = Some(t);
+            g.index.covered = t;
+            changed = true;
+        }
+        if changed {
+            g.generation += 1;
+        }
+        c.known_covered = g.index.covered;
+        if keep {
+            if g.cursors.len() >= MAX_CURSORS {
+                g.cursors.remove(0);
+            }
+            g.cursors.push(c);
+        }
+    }
+
+    /// Fill `buf` with uncompressed bytes starting at `offset` (exact; error if the stream ends first).
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), GzError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.checkout(offset, buf.len() as u64)?;
+        let r = c.read(&self.ctx(), offset, buf);
+        if let Err(e) = &r {
+            log::warn!(
+                "gzindex: {}: read of {} bytes at {offset}: {e}",
+                self.key.path.display(),
+                buf.len()
+            );
+        }
+        self.checkin(c, &r);
+        r
+    }
+
+    pub fn state(&self) -> IndexState {
+        let g = lock(&self.inner);
+        match (g.index.total, g.index.cps.is_empty()) {
+            (Some(total_bytes), _) => IndexState::Complete { total_bytes },
+            (None, true) => IndexState::None,
+            (None, false) => IndexState::Partial {
+                covered_bytes: g.index.covered,
+            },
+        }
+    }
+
+    /// Persist the index if it grew since the last save (atomic write). Called after reads and on drop/unmount.
+    pub fn save(&self) -> Result<(), GzError> {
+        let Some(target) = &self.index_file else {
+            return Ok(());
+        };
+        let _s = lock(&self.save_lock);
+        let (snapshot, generation) = {
+            let g = lock(&self.inner);
+            if g.generation == g.saved_generation || g.index.cps.is_empty() {
+                return Ok(());
+            }
+            (g.index.clone(), g.generation)
+        };
+        persist::save(target, &self.key, &snapshot)?;
+        lock(&self.inner).saved_generation = generation;
         Ok(())
     }
-}
 
-/// How much of a file's index exists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IndexState {
-    /// No index.
-    None,
-}
+    /// Build the whole index now (for `nifuse index FILE`), calling progress(compressed_pos, compressed_len).
+    pub fn build_all(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<(), GzError> {
+        let ctx = self.ctx();
+        let start = {
+            let g = lock(&self.inner);
+            if g.index.total.is_some() {
+                progress(self.file_len, self.file_len);
+                return Ok(());
+            }
+            g.index.covered
+        };
+        let mut c = self.checkout(start, 0)?;
+        loop {
+            let r = c.run_to(&ctx, c.out().saturating_add(BUILD_CHUNK));
+            progress(c.in_pos().min(self.file_len), self.file_len);
+            let done = c.is_done();
+            let pending = std::mem::take(&mut c.pending);
+            {
+                let mut g = lock(&self.inner);
+                if g.index.merge(pending) > 0 {
+                    g.generation += 1;
+                }
+                g.index.covered = g.index.covered.max(c.seen_to);
+                c.known_covered = g.index.covered;
+            }
+            if let Err(e) = r {
+                log::warn!("gzindex: {}: building index: {e}", self.key.path.display());
+                let r = Err(e);
+                self.checkin(c, &r);
+                return r;
+            }
+            if done {
+                self.checkin(c, &Ok(()));
+                return Ok(());
+            }
+        }
+    }
 
-impl std::fmt::Display for IndexState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("none")
+    /// Total bytes inflated by this instance so far (for tests and statistics).
+    pub fn inflated_bytes(&self) -> u64 {
+        self.inflated.load(Ordering::Relaxed)
+    }
+
+    /// Number of checkpoints currently in the index.
+    pub fn checkpoint_count(&self) -> usize {
+        lock(&self.inner).index.cps.len()
+    }
+
+    /// Uncompressed offsets of all checkpoints (for tests and diagnostics).
+    pub fn checkpoint_offsets(&self) -> Vec<u64> {
+        lock(&self.inner).index.cps.iter().map(|c| c.out).collect()
+    }
+
+    /// Path of the persistent index file, if an index dir was given.
+    pub fn index_path(&self) -> Option<&Path> {
+        self.index_file.as_deref()
     }
 }
 
-impl GzAccess {
-    /// The index state.
-    pub fn state(&self) -> IndexState {
-        IndexState::None
+impl Drop for GzAccess {
+    fn drop(&mut self) {
+        if let Err(e) = self.save() {
+            log::warn!(
+                "gzindex: {}: saving index failed: {e}",
+                self.key.path.display()
+            );
+        }
     }
 }

@@ -1,0 +1,91 @@
+//! Checkpoint placement: what a cursor does at each block boundary.
+//!
+//! Applies the rules of `index.rs` (last boundary before each requested start,
+//! one every `SPAN` in large regions), takes the window from the cursor's
+//! history buffer, and checks that the cursor meets the next known checkpoint
+//! exactly (a mismatch means the index does not describe this data).
+
+use std::sync::Arc;
+
+use super::GzError;
+use super::index::{Checkpoint, SPAN};
+use super::reader::{Boundary, Cursor};
+use super::zlib::WINDOW_SIZE;
+
+impl Cursor {
+    /// Decide the pending boundary now if a requested start lies between it
+    /// and the current position (no other boundary can come before that start).
+    pub fn settle(&mut self) {
+        let out = self.out();
+        if let Some(p) = self.prev.take() {
+            if self.rules.start_in(p.out, out.saturating_add(1)) {
+                self.record(Boundary {
+                    window: p.window.clone(),
+                    ..p
+                });
+            }
+            self.prev = Some(p);
+        }
+    }
+    /// The window for a boundary at `out`, if the history still holds it.
+    pub(super) fn window_at(&self, out: u64, member_out: u64) -> Option<Arc<[u8]>> {
+        let wlen = out.checked_sub(member_out)?.min(WINDOW_SIZE as u64);
+        let from = out.checked_sub(wlen)?.checked_sub(self.hist_base)?;
+        let to = out.checked_sub(self.hist_base)?;
+        if to > self.hist_len as u64 {
+            return None;
+        }
+        self.hist.get(from as usize..to as usize).map(Arc::from)
+    }
+    pub(super) fn on_boundary(&mut self, b: Boundary) -> Result<(), GzError> {
+        if let Some(v) = &self.verify {
+            let same_place = b.out == v.out && b.bitpos == v.bitpos;
+            if same_place && b.member_out == v.member_out && b.crc == v.crc {
+                self.verify = None;
+            } else if same_place || b.out > v.out {
+                return Err(GzError::BadIndex(format!(
+                    "checkpoint at {} does not match the compressed data",
+                    v.out
+                )));
+            }
+        }
+        if let Some(p) = self.prev.take()
+            && self.rules.start_in(p.out, b.out)
+        {
+            self.record(p);
+        }
+        self.seen_to = b.out;
+        let first = b.out == 0 && b.member_start;
+        let span = self.rules.large_region(b.out) && b.out.saturating_sub(self.last_cp) >= SPAN;
+        if first || span {
+            self.record(b);
+        } else {
+            self.prev = Some(b);
+        }
+        Ok(())
+    }
+    pub(super) fn record(&mut self, b: Boundary) {
+        self.last_cp = b.out;
+        if b.out < self.known_covered {
+            return;
+        }
+        let w = match b.window {
+            Some(w) => Some(w),
+            None => self.window_at(b.out, b.member_out),
+        };
+        match w {
+            Some(window) => self.pending.push(Checkpoint::new(
+                b.out,
+                b.bitpos,
+                b.member_out,
+                b.crc,
+                b.member_start,
+                window,
+            )),
+            None => log::warn!(
+                "gzindex: window for checkpoint at {} no longer available; skipped",
+                b.out
+            ),
+        }
+    }
+}
