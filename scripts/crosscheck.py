@@ -89,12 +89,20 @@ class Watchdog(threading.Thread):
                 abort_mount(self.mnt)
 
 def gunzip_partial(raw):
-    """(bytes, complete) for gzip data, tolerating a truncated stream."""
-    d = zlib.decompressobj(31)
-    try:
-        return (d.decompress(raw), d.eof) if raw[:2] == b'\x1f\x8b' else (raw, True)
-    except zlib.error:
-        return b'', False
+    """(bytes, complete) for (multi-member) gzip data, tolerating truncation."""
+    if raw[:2] != b'\x1f\x8b':
+        return raw, True
+    out = []
+    while raw[:2] == b'\x1f\x8b':
+        d = zlib.decompressobj(31)
+        try:
+            out.append(d.decompress(raw))
+        except zlib.error:
+            d.eof = False
+        if not d.eof:
+            return b''.join(out), False
+        raw = d.unused_data
+    return b''.join(out), True
 
 def parse_header(buf, single):
     """Parse a NIfTI-1/2 header + extensions from bytes; None if not NIfTI."""

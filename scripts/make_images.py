@@ -18,7 +18,9 @@ than a list of favourites:
   big/           1200 volumes (4 digit names), exactly 10000 volumes (still 4
                  digits: largest index 9999) and 10001 volumes (5 digits)
   sub-01/..      images in nested subdirectories
-  magic/         gzip detected by magic bytes, not by the name
+  magic/         gzip detected by magic bytes, not by the name; multi-member
+                 bgzip-style (FEXTRA) and FNAME gzip headers
+  names/         spaces and non-ASCII in names, a hidden file, an empty directory
   nibabel_written/  files written by nib.save itself (auto scaling etc.)
   nibabel_samples/  the NIfTI samples shipped in nibabel/tests/data
   top level / nonimages/: notes.txt, bad.nii (not NIfTI), empty.nii, a symlink,
@@ -29,10 +31,13 @@ Single files are written byte by byte from a nibabel header object so that the
 byte order, extensions, vox_offset and scaling are exactly what is asked for.
 """
 import gzip
+import io
 import logging
 import os
 import shutil
+import struct
 import sys
+import zlib
 
 import numpy as np
 import nibabel as nib
@@ -118,14 +123,37 @@ def fill_header(rng, hdr, shape, dtype, flip=False):
     hdr['aux_file'] = b'aux.txt'
 
 
+def gz(raw, style=True):
+    """gzip bytes: plain (True), 'fname' (FNAME field set) or 'bgzf' (bgzip-like:
+    many members of <= 64 KiB, each with an FEXTRA 'BC' field, and an empty last one)."""
+    if style == 'fname':
+        buf = io.BytesIO()
+        with gzip.GzipFile('scan.nii', 'wb', fileobj=buf, mtime=0) as f:
+            f.write(raw)
+        return buf.getvalue()
+    if style != 'bgzf':
+        return gzip.compress(raw, mtime=0)
+    out = []
+    for i in list(range(0, len(raw), 65280)) + [len(raw)]:
+        block = raw[i:i + 65280]
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = c.compress(block) + c.flush()
+        out += [b'\x1f\x8b\x08\x04' + bytes(4) + b'\x00\xff',
+                struct.pack('<HBBHH', 6, 66, 67, 2, len(body) + 25), body,
+                struct.pack('<II', zlib.crc32(block), len(block))]
+    return b''.join(out)
+
+
 def write_nifti(root, rel, data, rng, fmt=1, endian='<', compress=None,
                 slope=None, inter=None, intent=None, exts=(), vox_offset=0,
-                pad=b'', truncate=None, flip=False):
+                pad=b'', truncate=None, flip=False, dim_junk=False):
     """Write `data` as an image at root/rel.
 
     rel ending in .hdr makes a pair (.img, or .img.gz if compress); otherwise a
     single file, gzip-compressed if compress (default: name ends in .gz).
-    truncate=f keeps only a fraction f of the bytes of the (data) file.
+    compress may be a gz() style. truncate=f keeps only a fraction f of the
+    bytes of the (data) file. dim_junk puts values in dim[dim[0]+1:], which
+    readers must ignore.
     """
     path = os.path.join(root, rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -137,6 +165,8 @@ def write_nifti(root, rel, data, rng, fmt=1, endian='<', compress=None,
         dt = dt.newbyteorder(endian)
     hdr = HEADERS[fmt, single](endianness=endian)
     fill_header(rng, hdr, data.shape, dt, flip)
+    if dim_junk:
+        hdr['dim'][data.ndim + 1:] = [7, 0, 9, 3][:7 - data.ndim]
     if slope is not None:
         hdr['scl_slope'], hdr['scl_inter'] = slope, inter
     if intent is not None:
@@ -155,7 +185,7 @@ def write_nifti(root, rel, data, rng, fmt=1, endian='<', compress=None,
     out = path if single else path[:-4] + '.img'
     raw = open(out, 'rb').read() if single else body
     if compress:
-        raw = gzip.compress(raw, mtime=0)
+        raw = gz(raw, compress)
         if not single:
             out += '.gz'
     if truncate is not None:
@@ -269,6 +299,20 @@ def make_tree(root, rng):
                 rng, compress=True)
     write_nifti(root, 'magic/plain_content_named.nii.gz',
                 make_data(rng, (4, 4, 3, 6), 'i2'), rng, compress=False)
+    write_nifti(root, 'magic/bgzf_multimember.nii.gz', make_data(rng, (32, 32, 20, 4), 'f4'),
+                rng, compress='bgzf', exts=[COMMENT])
+    write_nifti(root, 'magic/bgzf_pair.hdr', make_data(rng, (16, 16, 10, 7), 'i2'), rng,
+                1, '>', compress='bgzf')
+    write_nifti(root, 'magic/gzip_fname.nii.gz', make_data(rng, (5, 5, 5, 5), 'u2'), rng,
+                compress='fname')
+    write_nifti(root, 'headers/dim_junk_after_dim0.nii', make_data(rng, (5, 4, 3, 6), 'i2'),
+                rng, dim_junk=True)
+    write_nifti(root, 'headers/dim_junk_3d_n2.nii.gz', make_data(rng, (5, 4, 3), 'f4'), rng,
+                2, dim_junk=True)
+    write_nifti(root, 'names/with space ü.nii.gz', make_data(rng, (3, 3, 3, 3), 'i2'), rng)
+    write_nifti(root, 'names/.hidden.nii', make_data(rng, (3, 3, 3, 2), 'i2'), rng)
+    write_nifti(root, 'names/dots.in.name.v2.hdr', make_data(rng, (3, 3, 3, 2), 'u1'), rng)
+    os.makedirs(os.path.join(root, 'names', 'empty_dir'), exist_ok=True)
 
 
 def make_nibabel_written(root, rng):

@@ -1,0 +1,248 @@
+//! Shared helpers of the mount tests: NIfTI files built byte by byte, and a
+//! real FUSE mount of a temporary SOURCE that is torn down on drop.
+//!
+//! Mounts need root and /dev/fuse (CI has both); a test that cannot mount fails.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nifuse binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_nifuse");
+
+/// A little-endian NIfTI-1 single file (`n+1`) with `dims` (dim[0] = dims.len()),
+/// the given datatype and bitpix, intent code, and voxel bytes at offset 352.
+pub fn nifti1(dims: &[i16], datatype: i16, bitpix: i16, intent: i16, data: &[u8]) -> Vec<u8> {
+    let mut h = vec![0u8; 352];
+    h[0..4].copy_from_slice(&348i32.to_le_bytes());
+    h[40..42].copy_from_slice(&(dims.len() as i16).to_le_bytes());
+    for (i, d) in dims.iter().enumerate() {
+        h[42 + 2 * i..44 + 2 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    for i in dims.len()..7 {
+        h[42 + 2 * i..44 + 2 * i].copy_from_slice(&1i16.to_le_bytes());
+    }
+    h[68..70].copy_from_slice(&intent.to_le_bytes());
+    h[70..72].copy_from_slice(&datatype.to_le_bytes());
+    h[72..74].copy_from_slice(&bitpix.to_le_bytes());
+    for i in 0..8 {
+        h[76 + 4 * i..80 + 4 * i].copy_from_slice(&1f32.to_le_bytes());
+    }
+    h[108..112].copy_from_slice(&352f32.to_le_bytes());
+    h[112..116].copy_from_slice(&1f32.to_le_bytes());
+    h[148..160].copy_from_slice(b"nifuse tests");
+    h[344..348].copy_from_slice(b"n+1\0");
+    h.extend_from_slice(data);
+    h
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// An int16 4D image `nx*ny*nz*nt` with pseudo-random voxels: (file bytes, voxel bytes).
+pub fn image4d(nx: i16, ny: i16, nz: i16, nt: i16, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let n = nx as usize * ny as usize * nz as usize * nt as usize * 2;
+    let data = bytes(n, seed);
+    (nifti1(&[nx, ny, nz, nt], 4, 16, 0, &data), data)
+}
+
+/// gzip of `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// Whether `mnt` is a mount point now (from /proc/self/mountinfo).
+pub fn is_mounted(mnt: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = mnt.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
+}
+
+/// Runs a command to completion with a time limit; returns (status ok, stdout, stderr).
+pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if let Some(_) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            return (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A temporary SOURCE and MOUNTPOINT, and nifuse serving one at the other in
+/// the foreground (`-f`), so the test knows the daemon's pid.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub src: PathBuf,
+    pub mnt: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Mount {
+    /// A SOURCE filled by `fill`, not mounted yet.
+    pub fn source(fill: impl FnOnce(&Path)) -> Mount {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("src");
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&src).expect("mkdir src");
+        std::fs::create_dir(&mnt).expect("mkdir mnt");
+        fill(&src);
+        Mount { dir, src, mnt, child: None }
+    }
+
+    /// Mounts in the foreground with extra arguments; panics if it is not live within 10 s.
+    pub fn start(mut self, args: &[&str]) -> Mount {
+        let index = self.dir.path().join("index");
+        let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
+        let child = Command::new(BIN)
+            .arg("mount")
+            .arg("-f")
+            .arg("-v")
+            .arg("--index-dir")
+            .arg(&index)
+            .args(args)
+            .arg(&self.src)
+            .arg(&self.mnt)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn nifuse");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !is_mounted(&self.mnt) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("nifuse exited with {status} before mounting: {}", self.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "not mounted after 10 s: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self
+    }
+
+    /// Mounts with default options.
+    pub fn mount(fill: impl FnOnce(&Path)) -> Mount {
+        Mount::source(fill).start(&[])
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("mounted").id()
+    }
+
+    /// A path under the mount point.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// Sends `sig` to the daemon and waits for it to exit; returns whether it exited cleanly.
+    pub fn stop_with(&mut self, sig: i32) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        // SAFETY: kill with a pid we spawned and still own (not yet reaped).
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// getfattr -n NAME --only-values PATH
+    pub fn getfattr(&self, rel: &str, name: &str) -> String {
+        let (ok, out, err) = run(
+            Command::new("getfattr").args(["-n", name, "--only-values"]).arg(self.path(rel)),
+            Duration::from_secs(10),
+        );
+        assert!(ok, "getfattr -n {name} {rel}: {err}");
+        out
+    }
+
+    /// setfattr -n NAME -v VALUE PATH; returns (ok, stderr).
+    pub fn setfattr(&self, rel: &str, name: &str, value: &str) -> (bool, String) {
+        let (ok, _, err) = run(
+            Command::new("setfattr").args(["-n", name, "-v", value]).arg(self.path(rel)),
+            Duration::from_secs(10),
+        );
+        (ok, err)
+    }
+
+    /// The contents of `.nifuse/stats`.
+    pub fn stats(&self) -> String {
+        std::fs::read_to_string(self.path(".nifuse/stats")).expect("stats")
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop_with(libc::SIGTERM);
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+    }
+}
+
+/// `cat PATH` through the kernel, as bytes.
+pub fn cat(path: &Path) -> Vec<u8> {
+    let out = Command::new("cat").arg(path).output().expect("cat");
+    assert!(out.status.success(), "cat {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// The names in a directory, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The name of an OsStr for messages.
+pub fn show(s: &OsStr) -> String {
+    s.to_string_lossy().into_owned()
+}

@@ -1,0 +1,175 @@
+//! Mount tests of the tree and volume bytes, through the kernel with real programs.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const VOL: usize = 4 * 5 * 6 * 2;
+
+/// Checks a volume file's bytes: header fields patched, voxels = volume k of `data`.
+fn check_volume(file: &[u8], data: &[u8], k: usize) {
+    assert_eq!(file.len(), 352 + VOL, "size of vol {k}");
+    assert_eq!(&file[344..348], b"n+1\0");
+    assert_eq!(i16::from_le_bytes([file[40], file[41]]), 3, "dim[0]");
+    assert_eq!(i16::from_le_bytes([file[48], file[49]]), 1, "dim[4]");
+    assert_eq!(f32::from_le_bytes([file[108], file[109], file[110], file[111]]), 352.0);
+    assert_eq!(&file[148..160], b"nifuse tests", "descrip copied");
+    assert_eq!(&file[352..], &data[k * VOL..(k + 1) * VOL], "voxels of vol {k}");
+}
+
+fn fill_basic(src: &Path) {
+    let (img, _) = image4d(4, 5, 6, 7, 1);
+    fs::write(src.join("scan.nii"), &img).unwrap();
+    fs::create_dir(src.join("sub-01")).unwrap();
+    fs::write(src.join("sub-01/bold.nii.gz"), gzip(&img)).unwrap();
+    fs::write(src.join("notes.txt"), b"hello\n").unwrap();
+    std::os::unix::fs::symlink("scan.nii", src.join("link.nii")).unwrap();
+}
+
+#[test]
+fn tree_mirrors_source_and_adds_volume_dirs() {
+    let m = Mount::mount(fill_basic);
+    assert_eq!(
+        names(&m.mnt),
+        [".nifuse", "link.nii", "link.nii.d", "notes.txt", "scan.nii", "scan.nii.d", "sub-01"]
+    );
+    assert_eq!(names(&m.path("sub-01")), ["bold.nii.gz", "bold.nii.gz.d"]);
+    let vols: Vec<String> = (0..7).map(|k| format!("vol_{k:04}.nii")).collect();
+    assert_eq!(names(&m.path("scan.nii.d")), vols);
+    // Mirrored entries: same bytes and sizes, no write bits, symlink kept as a symlink.
+    assert_eq!(cat(&m.path("notes.txt")), b"hello\n");
+    assert_eq!(cat(&m.path("scan.nii")), fs::read(m.src.join("scan.nii")).unwrap());
+    let meta = fs::symlink_metadata(m.path("notes.txt")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o222, 0);
+    assert_eq!(meta.mtime(), fs::metadata(m.src.join("notes.txt")).unwrap().mtime());
+    assert_eq!(fs::read_link(m.path("link.nii")).unwrap(), Path::new("scan.nii"));
+    // stat sizes from the header alone; inode numbers stable.
+    let v = fs::metadata(m.path("scan.nii.d/vol_0003.nii")).unwrap();
+    assert_eq!(v.len(), (352 + VOL) as u64);
+    assert_eq!(v.ino(), fs::metadata(m.path("scan.nii.d/vol_0003.nii")).unwrap().ino());
+    let (ok, out, _) = run(Command::new("ls").arg("-l").arg(m.path("scan.nii.d")), Duration::from_secs(10));
+    assert!(ok && out.contains("vol_0006.nii") && out.contains(&(352 + VOL).to_string()), "{out}");
+    let (ok, out, _) = run(
+        Command::new("stat").args(["-c", "%s %F"]).arg(m.path("sub-01/bold.nii.gz.d/vol_0000.nii")),
+        Duration::from_secs(10),
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), format!("{} regular file", 352 + VOL));
+}
+
+#[test]
+fn volumes_hold_the_source_voxels_plain_gzip_and_symlinked() {
+    let m = Mount::mount(fill_basic);
+    let (_, data) = image4d(4, 5, 6, 7, 1);
+    for dir in ["scan.nii.d", "sub-01/bold.nii.gz.d", "link.nii.d"] {
+        for k in [0, 3, 6] {
+            check_volume(&cat(&m.path(format!("{dir}/vol_{k:04}.nii"))), &data, k);
+        }
+    }
+}
+
+#[test]
+fn unaligned_partial_and_concurrent_reads() {
+    let m = Mount::mount(fill_basic);
+    let (_, data) = image4d(4, 5, 6, 7, 1);
+    for dir in ["scan.nii.d", "sub-01/bold.nii.gz.d"] {
+        let whole: Vec<Vec<u8>> = (0..7).map(|k| cat(&m.path(format!("{dir}/vol_{k:04}.nii")))).collect();
+        let f = fs::File::open(m.path(format!("{dir}/vol_0005.nii"))).unwrap();
+        // Straddling the header/data boundary, inside the header, at and past EOF.
+        for (off, len) in [(340u64, 30usize), (0, 1), (351, 2), (352, VOL), (353, 7), ((352 + VOL - 3) as u64, 10), ((352 + VOL) as u64, 5), (9999, 4)] {
+            let mut buf = vec![0u8; len];
+            let n = f.read_at(&mut buf, off).unwrap();
+            let start = (off as usize).min(whole[5].len());
+            let end = (start + len).min(whole[5].len());
+            assert_eq!(&buf[..n], &whole[5][start..end], "{dir} pread {off}+{len}");
+        }
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let p = m.path(format!("{dir}/vol_{:04}.nii", t % 7));
+                std::thread::spawn(move || (t % 7, (0..5).map(|_| fs::read(&p).unwrap()).collect::<Vec<_>>()))
+            })
+            .collect();
+        for t in threads {
+            let (k, reads) = t.join().unwrap();
+            for r in reads {
+                check_volume(&r, &data, k);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_change_is_refused_with_erofs_and_source_untouched() {
+    let m = Mount::mount(fill_basic);
+    let before = fs::read(m.src.join("scan.nii")).unwrap();
+    let erofs = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{what}: {e}");
+    };
+    erofs(fs::write(m.path("new.txt"), b"x"), "create");
+    erofs(fs::OpenOptions::new().write(true).open(m.path("scan.nii")).map(drop), "open for write");
+    erofs(fs::OpenOptions::new().write(true).open(m.path("scan.nii.d/vol_0000.nii")).map(drop), "write volume");
+    erofs(fs::create_dir(m.path("d")), "mkdir");
+    erofs(fs::rename(m.path("notes.txt"), m.path("n2.txt")), "rename");
+    erofs(fs::remove_file(m.path("notes.txt")), "unlink");
+    erofs(fs::set_permissions(m.path("notes.txt"), fs::Permissions::from_mode(0o777)), "chmod");
+    assert_eq!(fs::read(m.src.join("scan.nii")).unwrap(), before);
+    assert_eq!(fs::read(m.src.join("notes.txt")).unwrap(), b"hello\n");
+}
+
+#[test]
+fn bad_input_never_hangs_or_kills_the_daemon() {
+    let m = Mount::mount(|src| {
+        let (img, _) = image4d(4, 5, 6, 7, 2);
+        fs::write(src.join("bad.nii"), b"this is not a NIfTI header at all").unwrap();
+        fs::write(src.join("empty.nii"), b"").unwrap();
+        fs::create_dir(src.join("dir.nii")).unwrap();
+        std::os::unix::fs::symlink("loop2.nii", src.join("loop1.nii")).unwrap();
+        std::os::unix::fs::symlink("loop1.nii", src.join("loop2.nii")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("outside.nii")).unwrap();
+        let fifo = std::ffi::CString::new(src.join("fifo.nii").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        // Truncated: 7 volumes in the header, 4.5 present.
+        fs::write(src.join("trunc.nii"), &img[..352 + VOL * 4 + VOL / 2]).unwrap();
+        fs::write(src.join("ok.nii"), &img).unwrap();
+    });
+    let listing = names(&m.mnt);
+    for plain in ["bad.nii", "empty.nii", "dir.nii", "loop1.nii", "fifo.nii", "outside.nii"] {
+        assert!(listing.contains(&plain.to_string()), "{plain} listed");
+        assert!(!listing.contains(&format!("{plain}.d")), "{plain} has no .d: {listing:?}");
+    }
+    assert_eq!(cat(&m.path("bad.nii")), b"this is not a NIfTI header at all");
+    let (_, data) = image4d(4, 5, 6, 7, 2);
+    for k in 0..4 {
+        check_volume(&cat(&m.path(format!("trunc.nii.d/vol_{k:04}.nii"))), &data, k);
+    }
+    for k in 4..7 {
+        let e = fs::read(m.path(format!("trunc.nii.d/vol_{k:04}.nii"))).expect_err("missing volume");
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "vol {k}: {e}");
+    }
+    assert!(m.log().contains("trunc.nii"), "the missing range is logged: {}", m.log());
+    // Still serving after all that.
+    check_volume(&cat(&m.path("ok.nii.d/vol_0006.nii")), &data, 6);
+}
+
+#[test]
+fn names_widen_past_9999_volumes() {
+    let m = Mount::mount(|src| {
+        let data = bytes(10_001, 3);
+        fs::write(src.join("many.nii"), nifti1(&[1, 1, 1, 10_001], 2, 8, 2001, &data)).unwrap();
+    });
+    let v = names(&m.path("many.nii.d"));
+    assert_eq!(v.len(), 10_001);
+    assert_eq!((v[0].as_str(), v[10_000].as_str()), ("vol_00000.nii", "vol_10000.nii"));
+    let last = cat(&m.path("many.nii.d/vol_10000.nii"));
+    assert_eq!(i16::from_le_bytes([last[68], last[69]]), 0, "intent 2001 becomes 0");
+    assert_eq!(last[352..], bytes(10_001, 3)[10_000..]);
+    assert!(fs::metadata(m.path("many.nii.d/vol_0001.nii")).is_err(), "4-digit name not in a 5-digit dir");
+}
