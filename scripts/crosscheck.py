@@ -25,7 +25,7 @@ import nibabel as nib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OP_TIMEOUT = 60
-GZ_MARGIN = 1 << 16  # bytes before a truncated gzip's end that must decode
+GZ_MARGIN = 1 << 15  # decoded bytes near a truncated gzip's end that may fail
 UNLISTED = set('sizeof_hdr data_type db_name extents session_error regular intent_p1 intent_p2 '
                'intent_p3 intent_name toffset glmax glmin eol_check unused_str'.split())
 FORMATS = {1: (348, nib.nifti1.header_dtype, nib.Nifti1Image, nib.Nifti1Pair),
@@ -402,7 +402,8 @@ def abort_mount(mnt):
     dev, ctl = mount_info(mnt) if mnt else None, '/sys/fs/fuse/connections'
     if dev:
         if os.path.isdir(ctl) and not os.listdir(ctl):
-            subprocess.run(['mount', '-t', 'fusectl', 'none', ctl], timeout=OP_TIMEOUT)
+            subprocess.run(['mount', '-t', 'fusectl', 'none', ctl], capture_output=True,
+                           timeout=OP_TIMEOUT)
         if os.path.exists(f'{ctl}/{dev.split(":")[1]}/abort'):
             with open(f'{ctl}/{dev.split(":")[1]}/abort', 'w') as f:
                 f.write('1')

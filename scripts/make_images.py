@@ -14,18 +14,21 @@ than a list of favourites:
   scaled/        scl_slope/scl_inter set (also NaN and 0 slope = unscaled)
   headers/       extensions (comment ecode 6, AFNI ecode 4 that volumes must
                  drop), intent 2001 (-> 0 in volumes), other intents, a
-                 vox_offset with padding before the data, qfac -1
+                 vox_offset with padding before the data, qfac -1, junk in
+                 dim[dim[0]+1:] (must be ignored)
   big/           1200 volumes (4 digit names), exactly 10000 volumes (still 4
-                 digits: largest index 9999) and 10001 volumes (5 digits)
+                 digits: largest index 9999), 10001 volumes (5 digits), and
+                 768 KiB volumes of noise (many reads / gzip windows each)
   sub-01/..      images in nested subdirectories
   magic/         gzip detected by magic bytes, not by the name; multi-member
                  bgzip-style (FEXTRA) and FNAME gzip headers
   names/         spaces and non-ASCII in names, a hidden file, an empty directory
   nibabel_written/  files written by nib.save itself (auto scaling etc.)
-  nibabel_samples/  the NIfTI samples shipped in nibabel/tests/data
+  nibabel_samples/  the NIfTI samples shipped in nibabel/tests/data (its
+                 header-only nifti1.hdr / nifti2.hdr get a generated .img)
   top level / nonimages/: notes.txt, bad.nii (not NIfTI), empty.nii, a symlink,
                  an orphan .hdr, a stray .img, an Analyze-7.5 pair, a datatype
-                 1 (binary) image, a truncated 4D .nii and a truncated .nii.gz.
+                 1 (binary) image, truncated images (.nii, .nii.gz, .hdr/.img).
 
 Single files are written byte by byte from a nibabel header object so that the
 byte order, extensions, vox_offset and scaling are exactly what is asked for.
@@ -358,8 +361,8 @@ def make_nonimages(root, rng):
                 truncate=vox / full)
     write_nifti(root, 'nonimages/truncated_pair.hdr', make_data(rng, (5, 5, 5, 6), 'f8'),
                 rng, 2, '>', truncate=0.5)
-    write_nifti(root, 'nonimages/truncated.nii.gz',
-                make_data(rng, (16, 16, 8, 10), 'f4'), rng, truncate=0.6)
+    write_nifti(root, 'nonimages/truncated.nii.gz',  # 64 KiB volumes, ~5 complete
+                make_data(rng, (32, 32, 16, 10), 'f4'), rng, truncate=0.6)
 
 
 def copy_nibabel_samples(root, rng):

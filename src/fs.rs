@@ -68,6 +68,7 @@ pub struct Fs {
     images: Registry,
     handles: Handles,
     caches: Caches,
+    opened: crate::handle::Versions,
     started: SystemTime,
 }
 
@@ -84,6 +85,7 @@ impl Fs {
             config,
             inodes: InodeTable::new(),
             handles: Handles::default(),
+            opened: Default::default(),
             started: SystemTime::now(),
         })
     }
@@ -393,8 +395,11 @@ impl Fs {
                 if k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
+                // The kernel may keep cached pages only if they came from this
+                // version of the source.
+                let keep_cache = self.opened.same_as_last(&rel, image.data.ident());
                 let fh = self.handles.insert(Handle::Volume(VolumeHandle::new(image, k)));
-                Ok(Opened { fh, direct_io: false, keep_cache: true })
+                Ok(Opened { fh, direct_io: false, keep_cache })
             }
             Node::ControlFile(Control::Stats) => {
                 let fh = self.handles.insert(Handle::Stats(self.stats_json().into_bytes()));
@@ -424,6 +429,16 @@ impl Fs {
             Handle::DropCaches => Ok(Vec::new()),
             Handle::Dir(_) => Err(Error::IsDir(format!("handle {fh}"))),
         }
+    }
+
+    /// `setattr`: only truncating `.nifuse/drop_caches` (as `echo 1 >` does) is
+    /// accepted, and changes nothing; everything else is EROFS.
+    pub fn setattr(&self, ino: u64, size: Option<u64>) -> Result<Entry> {
+        let node = self.node(ino)?;
+        if node == Node::ControlFile(Control::DropCaches) && size.is_none_or(|s| s == 0) {
+            return self.entry(ino, &node);
+        }
+        Err(Error::ReadOnly(format!("inode {ino}")))
     }
 
     /// Writes to open file `fh`: only `.nifuse/drop_caches` accepts writes.

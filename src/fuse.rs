@@ -111,7 +111,7 @@ impl Filesystem for FuseFs {
         _mode: Option<u32>,
         _uid: Option<u32>,
         _gid: Option<u32>,
-        _size: Option<u64>,
+        size: Option<u64>,
         _atime: Option<TimeOrNow>,
         _mtime: Option<TimeOrNow>,
         _ctime: Option<std::time::SystemTime>,
@@ -122,7 +122,10 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(errno("setattr", Error::ReadOnly(format!("inode {ino}"))));
+        match self.fs.setattr(ino.0, size) {
+            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+            Err(e) => reply.error(errno("setattr", e)),
+        }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {

@@ -115,3 +115,19 @@ impl Handles {
         self.lock().values().any(|h| matches!(&**h, Handle::Volume(v) if pred(v)))
     }
 }
+
+/// The version of each image whose volumes were last opened, so that pages the
+/// kernel cached from an older version are not kept.
+#[derive(Default)]
+pub struct Versions {
+    last: Mutex<HashMap<std::path::PathBuf, crate::source::FileIdent>>,
+}
+
+impl Versions {
+    /// Records `ident` as the version of `path` being opened; true if it is the
+    /// same version as last time.
+    pub fn same_as_last(&self, path: &std::path::Path, ident: crate::source::FileIdent) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.insert(path.to_path_buf(), ident) == Some(ident)
+    }
+}

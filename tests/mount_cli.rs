@@ -1,0 +1,100 @@
+//! Mount tests of the command line: background mounts, errors, signals, umount.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn cmd(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    run(Command::new(BIN).args(args), Duration::from_secs(30))
+}
+
+#[test]
+fn background_mount_is_live_when_it_returns_and_umount_clears_it() {
+    let m = Mount::source(|src| {
+        fs::write(src.join("scan.nii"), image4d(2, 2, 2, 3, 5).0).unwrap();
+    });
+    let log = m.dir.path().join("bg.log");
+    let (ok, _, err) = cmd(&[
+        "mount".as_ref(),
+        "--log-file".as_ref(),
+        log.as_os_str(),
+        m.src.as_os_str(),
+        m.mnt.as_os_str(),
+    ]);
+    assert!(ok, "mount failed: {err}");
+    // No waiting: the mount must already be live.
+    assert!(is_mounted(&m.mnt));
+    assert_eq!(names(&m.path("scan.nii.d")).len(), 3);
+    assert!(err.contains("mounted at"), "{err}");
+    let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
+    assert!(ok, "umount: {err}");
+    assert!(!is_mounted(&m.mnt));
+}
+
+#[test]
+fn mount_errors_are_one_line_and_nonzero() {
+    let m = Mount::source(|_| {});
+    let missing = m.dir.path().join("nope");
+    let file = m.dir.path().join("file");
+    fs::write(&file, b"x").unwrap();
+    for (source, mnt, expect) in [
+        (missing.as_os_str(), m.mnt.as_os_str(), "SOURCE"),
+        (file.as_os_str(), m.mnt.as_os_str(), "not a directory"),
+        (m.src.as_os_str(), missing.as_os_str(), "MOUNTPOINT"),
+    ] {
+        let (ok, _, err) = cmd(&["mount".as_ref(), source, mnt]);
+        assert!(!ok, "mount {source:?} {mnt:?} should fail");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(expect), "{err}");
+    }
+    let (ok, _, err) = cmd(&["mount".as_ref(), "--cache-mode".as_ref(), "sometimes".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    assert!(!ok && err.contains("fill or unchanged"), "{err}");
+    let (ok, _, err) = cmd(&["mount".as_ref(), "-o".as_ref(), "ro".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    assert!(!ok && err.contains("ro"), "{err}");
+    assert!(!is_mounted(&m.mnt));
+}
+
+#[test]
+fn an_already_mounted_point_is_busy() {
+    let m = Mount::mount(|_| {});
+    let (ok, _, err) = cmd(&["mount".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    assert!(!ok);
+    assert!(err.contains("busy"), "{err}");
+}
+
+#[test]
+fn sigterm_and_sigint_unmount_cleanly() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let mut m = Mount::mount(|src| fs::write(src.join("a.txt"), b"a").unwrap());
+        assert!(m.stop_with(sig), "daemon exit status after signal {sig}: {}", m.log());
+        assert!(!is_mounted(&m.mnt), "still mounted after signal {sig}");
+    }
+}
+
+#[test]
+fn after_sigkill_umount_clears_the_dead_mount_and_it_mounts_again() {
+    let mut m = Mount::mount(|src| fs::write(src.join("a.txt"), b"a").unwrap());
+    assert!(!m.stop_with(libc::SIGKILL));
+    assert!(is_mounted(&m.mnt), "a killed daemon leaves its mount");
+    let e = fs::read_dir(&m.mnt).expect_err("dead mount");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN));
+    let (ok, _, err) = cmd(&["mount".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    assert!(!ok && err.contains("nifuse umount"), "a dead mount says what to do: {err}");
+    let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
+    assert!(ok, "umount of a dead mount: {err}");
+    assert!(!is_mounted(&m.mnt));
+    let m = m.start(&[]);
+    assert_eq!(names(&m.mnt), [".nifuse", "a.txt"], "mounted again on the same point");
+}
+
+#[test]
+fn help_and_version() {
+    let (ok, out, _) = cmd(&["--version".as_ref()]);
+    assert!(ok && out.starts_with("nifuse "), "{out}");
+    let (ok, out, _) = cmd(&["mount".as_ref(), "--help".as_ref()]);
+    assert!(ok && out.contains("--cache-size") && out.contains("--index-dir"), "{out}");
+}
