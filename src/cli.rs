@@ -24,6 +24,15 @@ pub struct Cli {
 pub enum Command {
     /// Mount SOURCE at MOUNTPOINT (returns once the mount is live).
     Mount(MountArgs),
+    /// Build and save the gzip access index of .nii.gz images ahead of mounting.
+    Index {
+        /// Images to index (.nii.gz, .img.gz pairs via their .hdr).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where indexes are kept [default: $XDG_CACHE_HOME/nifuse or ~/.cache/nifuse].
+        #[arg(long, value_name = "DIR")]
+        index_dir: Option<PathBuf>,
+    },
     /// Unmount a nifuse mount (also clears one whose daemon died).
     Umount {
         /// The mount point.
@@ -76,6 +85,11 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Mount(args) => crate::mount::mount(args),
         Command::Umount { mountpoint } => crate::mount::umount(&mountpoint),
+        Command::Index { files, index_dir } => {
+            crate::logging::init_stderr(0);
+            let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
+            crate::index_cmd::run(&files, &dir)
+        }
     };
     match result {
         Ok(()) => 0,

@@ -136,6 +136,11 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
     let gzip = source::is_gzip(&file).map_err(|e| reason(&e))?;
     let pair = kind == NameKind::PairHeader;
     let layout = parse_head(&file, gzip, pair).map_err(|e| reason(&e))?;
+    if layout.dtype().code == 1 {
+        return Err(NotImage::Reason(
+            "datatype 1 (binary, 1 bit per voxel) has no volume files".into(),
+        ));
+    }
     if layout.header().is_pair() != pair {
         let magic = if pair { "a single-file magic (n+1/n+2)" } else { "a pair magic (ni1/ni2)" };
         return Err(NotImage::Reason(format!(

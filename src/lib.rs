@@ -20,6 +20,7 @@ pub mod fuse;
 pub mod gzindex;
 pub mod handle;
 pub mod image;
+pub mod index_cmd;
 pub mod logging;
 pub mod mount;
 pub mod nifti;

@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::gzindex::GzAccess;
+use crate::gzindex::{GzAccess, GzError};
 
 /// What identifies one version of a source file: if any of these change, the
 /// file was rewritten or replaced and everything derived from it is stale.
@@ -112,8 +112,23 @@ struct Gzip {
     starts: Vec<u64>,
     index_dir: Option<PathBuf>,
     access: OnceLock<std::result::Result<GzAccess, String>>,
+    verdict: OnceLock<Verdict>,
     last_save: Mutex<Option<Instant>>,
 }
+
+/// What one full pass through a gzip file, checking every member's CRC-32
+/// and length, says about its decoded bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Every byte is verified.
+    Good,
+    /// Only decoded bytes before this offset can be trusted, for this reason.
+    GoodBefore(u64, String),
+}
+
+/// Compressed bytes before a detected corruption that are not trusted either
+/// (garbage can decode for a while before inflate notices it).
+const CORRUPTION_MARGIN: u64 = 256 << 10;
 
 /// One open source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or `.img.gz`).
 pub struct DataFile {
@@ -135,6 +150,7 @@ impl DataFile {
             starts,
             index_dir: index_dir.map(Path::to_path_buf),
             access: OnceLock::new(),
+            verdict: OnceLock::new(),
             last_save: Mutex::new(None),
         });
         Ok(DataFile { path: path.to_path_buf(), file, ident: FileIdent::of(&meta), gz })
@@ -169,6 +185,30 @@ impl DataFile {
         access.as_ref().map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
     }
 
+    /// The verdict of a full checked pass through the stream, made on first
+    /// use (it also completes the index). Later reads then never serve bytes
+    /// that a CRC-32 mismatch or an inflate error could have corrupted.
+    fn verdict<'a>(&self, gz: &'a Gzip, access: &GzAccess) -> &'a Verdict {
+        gz.verdict.get_or_init(|| {
+            let verdict = match access.build_all(&mut |_, _| {}) {
+                Ok(()) => Verdict::Good,
+                Err(GzError::Truncated { available }) => Verdict::GoodBefore(
+                    available,
+                    format!("the gzip stream is truncated after {available} decoded bytes"),
+                ),
+                Err(GzError::Corrupt { at_compressed, msg }) => Verdict::GoodBefore(
+                    access.trusted_before(at_compressed, CORRUPTION_MARGIN),
+                    format!("the gzip data is corrupt near compressed byte {at_compressed} ({msg})"),
+                ),
+                Err(e) => Verdict::GoodBefore(0, e.to_string()),
+            };
+            if let Verdict::GoodBefore(limit, why) = &verdict {
+                log::warn!("{}: {why}; volumes past decoded byte {limit} give EIO", self.path.display());
+            }
+            verdict
+        })
+    }
+
     /// Writes the gzip index to disk if it grew, at most every few seconds
     /// unless `now`. Failures are logged, not returned: the index is a cache.
     pub fn save_index(&self, now: bool) {
@@ -187,6 +227,19 @@ impl DataFile {
         }
     }
 
+    /// Builds this gzip file's whole index now and saves it, reporting
+    /// `progress(compressed_pos, compressed_len)`. Returns the number of checkpoints.
+    pub fn build_index(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<usize> {
+        let Some(gz) = &self.gz else {
+            return Err(Error::Invalid(format!("{} is not gzip-compressed", self.path.display())));
+        };
+        let access = self.gzip_access(gz)?;
+        let fail = |e: crate::gzindex::GzError| Error::Data(format!("{}: {e}", self.path.display()));
+        access.build_all(progress).map_err(fail)?;
+        access.save().map_err(fail)?;
+        Ok(access.checkpoint_count())
+    }
+
     /// The open file (for mapping it into memory).
     pub fn file(&self) -> &File {
         &self.file
@@ -197,7 +250,17 @@ impl DataFile {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
         if let Some(gz) = &self.gz {
-            return self.gzip_access(gz)?.read_exact_at(offset, buf).map_err(|e| {
+            let access = self.gzip_access(gz)?;
+            if let Verdict::GoodBefore(limit, why) = self.verdict(gz, access) {
+                if end > *limit {
+                    return Err(Error::Data(format!(
+                        "{}: bytes {offset}..{end} cannot be served: {why}; only the first {limit} \
+                         decoded bytes are intact (restore the file from a good copy)",
+                        self.path.display()
+                    )));
+                }
+            }
+            return access.read_exact_at(offset, buf).map_err(|e| {
                 Error::Data(format!(
                     "{}: cannot decode bytes {offset}..{end}: {e}",
                     self.path.display()

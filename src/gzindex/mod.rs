@@ -361,6 +361,22 @@ impl GzAccess {
         lock(&self.inner).index.cps.len()
     }
 
+    /// After corruption found at compressed byte `at_compressed`: the
+    /// uncompressed offset before which output came only from compressed
+    /// bytes at least `margin` bytes before the corruption, so it is
+    /// trustworthy (0 if no checkpoint is that early).
+    pub fn trusted_before(&self, at_compressed: u64, margin: u64) -> u64 {
+        let limit_bits = at_compressed.saturating_sub(margin).saturating_mul(8);
+        lock(&self.inner)
+            .index
+            .cps
+            .iter()
+            .filter(|c| c.bitpos < limit_bits)
+            .map(|c| c.out)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Uncompressed offsets of all checkpoints (for tests and diagnostics).
     pub fn checkpoint_offsets(&self) -> Vec<u64> {
         lock(&self.inner).index.cps.iter().map(|c| c.out).collect()

@@ -1,0 +1,115 @@
+//! Mount tests of compressed sources: the persistent gzip index, `nifuse index`,
+//! multi-member streams and corrupt data.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const VOL: usize = 32 * 32 * 16 * 2;
+
+fn index_files(dir: &std::path::Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn index_command_prebuilds_an_index_the_mount_uses() {
+    let m = Mount::source(|src| {
+        fs::write(src.join("bold.nii.gz"), gzip(&image4d(32, 32, 16, 12, 7).0)).unwrap();
+        fs::write(src.join("plain.nii"), image4d(2, 2, 2, 2, 7).0).unwrap();
+    });
+    let index = m.dir.path().join("index");
+    let (ok, _, err) = run(
+        Command::new(BIN).arg("index").arg("--index-dir").arg(&index).arg(m.src.join("bold.nii.gz")).arg(m.src.join("plain.nii")),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("1 indexed") && err.contains("1 skipped"), "summary line: {err}");
+    assert_eq!(index_files(&index).len(), 1, "{:?}", index_files(&index));
+    let m = m.start(&["--cache-mode", "unchanged"]);
+    let (_, data) = image4d(32, 32, 16, 12, 7);
+    let v = cat(&m.path("bold.nii.gz.d/vol_0005.nii"));
+    assert_eq!(&v[352..], &data[5 * VOL..6 * VOL]);
+    assert!(m.stats().contains("\"index\": \"complete\""), "saved index loaded: {}", m.stats());
+}
+
+#[test]
+fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
+    let mut m = Mount::source(|src| {
+        fs::write(src.join("bold.nii.gz"), gzip(&image4d(32, 32, 16, 12, 8).0)).unwrap();
+    })
+    .start(&["--cache-mode", "unchanged"]);
+    let (_, data) = image4d(32, 32, 16, 12, 8);
+    assert_eq!(names(&m.path("bold.nii.gz.d")).len(), 12);
+    assert!(m.stats().contains("\"index\": \"none\""), "no index before any read: {}", m.stats());
+    let v = cat(&m.path("bold.nii.gz.d/vol_0003.nii"));
+    assert_eq!(&v[352..], &data[3 * VOL..4 * VOL]);
+    // The first access makes one CRC-checked pass, which completes the index.
+    assert!(m.stats().contains("\"index\": \"complete\""), "{}", m.stats());
+    for k in (0..12).rev() {
+        let v = cat(&m.path(format!("bold.nii.gz.d/vol_{k:04}.nii")));
+        assert_eq!(&v[352..], &data[k * VOL..(k + 1) * VOL], "vol {k}");
+    }
+    assert!(m.stop_with(libc::SIGTERM));
+    let index = m.dir.path().join("index");
+    let files = index_files(&index);
+    assert_eq!(files.len(), 1, "saved at unmount: {files:?}");
+    let saved = fs::metadata(index.join(&files[0])).unwrap().modified().unwrap();
+    let mut m = m.start(&["--cache-mode", "unchanged"]);
+    let v = cat(&m.path("bold.nii.gz.d/vol_0007.nii"));
+    assert_eq!(&v[352..], &data[7 * VOL..8 * VOL]);
+    assert!(m.stats().contains("\"index\": \"complete\""), "{}", m.stats());
+    assert!(m.stop_with(libc::SIGTERM));
+    let again = fs::metadata(index.join(&files[0])).unwrap().modified().unwrap();
+    assert_eq!(saved, again, "the saved index was loaded, not rebuilt and rewritten");
+}
+
+#[test]
+fn multi_member_gzip_and_gzip_detected_by_magic() {
+    let (img, data) = image4d(32, 32, 16, 6, 9);
+    let m = Mount::mount(|src| {
+        let mut two = gzip(&img[..352 + 2 * VOL + 100]);
+        two.extend(gzip(&img[352 + 2 * VOL + 100..]));
+        fs::write(src.join("multi.nii.gz"), two).unwrap();
+        fs::write(src.join("named_plain.nii"), gzip(&img)).unwrap();
+        fs::write(src.join("not_gzip.nii.gz"), &img).unwrap();
+    });
+    for name in ["multi.nii.gz", "named_plain.nii", "not_gzip.nii.gz"] {
+        for k in 0..6 {
+            let v = cat(&m.path(format!("{name}.d/vol_{k:04}.nii")));
+            assert_eq!(&v[352..], &data[k * VOL..(k + 1) * VOL], "{name} vol {k}");
+        }
+    }
+}
+
+#[test]
+fn corrupt_compressed_data_gives_eio_never_wrong_bytes() {
+    let (img, data) = image4d(32, 32, 16, 12, 10);
+    let m = Mount::source(|src| {
+        let mut gz = gzip(&img);
+        let mid = gz.len() * 3 / 4;
+        for b in &mut gz[mid..mid + 64] {
+            *b ^= 0x5a;
+        }
+        fs::write(src.join("bad.nii.gz"), gz).unwrap();
+    })
+    .start(&["--cache-mode", "unchanged"]);
+    let mut eio = 0;
+    for k in 0..12 {
+        match fs::read(m.path(format!("bad.nii.gz.d/vol_{k:04}.nii"))) {
+            Ok(v) => assert_eq!(&v[352..], &data[k * VOL..(k + 1) * VOL], "vol {k} served must be right"),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EIO), "vol {k}: {e}");
+                eio += 1;
+            }
+        }
+    }
+    assert!(eio > 0, "the corrupt part fails");
+    assert_eq!(&cat(&m.path("bad.nii.gz.d/vol_0000.nii"))[352..], &data[..VOL], "vol 0 still works");
+    assert!(m.log().contains("bad.nii.gz"), "{}", m.log());
+}
