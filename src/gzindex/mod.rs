@@ -24,6 +24,11 @@
 //!   A stale, truncated or corrupt file is ignored (logged) and rebuilt; every
 //!   checkpoint is bounds-checked on load and again on use.
 //!
+//! A read whose bytes were all decoded succeeds even if the stream is cut
+//! short just after them; whole-stream integrity (every member's CRC-32) is
+//! established by one `build_all` pass, which `source::DataFile` makes before
+//! serving any byte.
+//!
 //! # Locks
 //! `save_lock` (serialises saves) may be taken before `inner` (index +
 //! cursor cache); never the other way round. `inner` is only held for short

@@ -273,8 +273,11 @@ fn truncated_file() {
         let a = GzAccess::open(&p, starts(VOL, 4), None).unwrap();
         let mut buf = vec![0u8; data.len()];
         match a.read_exact_at(0, &mut buf) {
+            // Only the trailer is cut: every requested byte was decoded, so
+            // the read succeeds (whole-stream checks are the caller's verify pass).
+            Ok(()) if cut == gz.len() - 4 => assert_eq!(buf, data),
             Err(GzError::Truncated { available }) => {
-                assert!(available < data.len() as u64 || cut == gz.len() - 4);
+                assert!(available < data.len() as u64);
                 let ioe: std::io::Error = GzError::Truncated { available }.into();
                 assert_eq!(ioe.kind(), std::io::ErrorKind::UnexpectedEof);
             }
