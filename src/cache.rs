@@ -189,7 +189,8 @@ pub struct SlotStats {
     pub path: PathBuf,
     /// Effective mode.
     pub mode: Mode,
-    /// `empty`, `filling` or `full`.
+    /// `empty`, `filling`, `full`, or `partial` (the fill stopped early: a
+    /// truncated or corrupt source).
     pub state: &'static str,
     /// Bytes in memory.
     pub bytes: u64,
@@ -369,6 +370,7 @@ impl Caches {
                 let (state, bytes) = match &s.cache {
                     None => ("empty", 0),
                     Some(c) if c.is_full() => ("full", c.resident()),
+                    Some(c) if c.lock().stopped => ("partial", c.resident()),
                     Some(c) => ("filling", c.resident()),
                 };
                 SlotStats {

@@ -424,7 +424,13 @@ impl Fs {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Handle::Volume(v) => read_volume(&self.caches, v, offset, size),
+            Handle::Volume(v) => {
+                let current = self
+                    .images
+                    .known(Path::new(&v.image.name))
+                    .is_some_and(|img| Arc::ptr_eq(&img, &v.image));
+                read_volume(&self.caches, v, current, offset, size)
+            }
             Handle::Stats(bytes) => Ok(slice_at(bytes, offset, size).to_vec()),
             Handle::DropCaches => Ok(Vec::new()),
             Handle::Dir(_) => Err(Error::IsDir(format!("handle {fh}"))),
@@ -495,7 +501,7 @@ fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
 
 /// Bytes `offset..offset+size` of a volume file: its synthesized header
 /// followed by the volume's voxels, from the image's cache or its source.
-fn read_volume(caches: &Caches, v: &VolumeHandle, offset: u64, size: u32) -> Result<Vec<u8>> {
+fn read_volume(caches: &Caches, v: &VolumeHandle, current: bool, offset: u64, size: u32) -> Result<Vec<u8>> {
     let layout = &v.image.layout;
     let plan = layout.plan_read(v.k, offset, size);
     let header = layout.vol_header().get(plan.header.clone()).unwrap_or_default();
@@ -510,7 +516,9 @@ fn read_volume(caches: &Caches, v: &VolumeHandle, offset: u64, size: u32) -> Res
     out.resize(at + data_len, 0);
     let array_offset = plan.data.start - layout.data_offset();
     let rel = Path::new(&v.image.name);
-    if caches.read(rel, &v.image, array_offset, &mut out[at..]) {
+    // A handle opened on an older version of the source reads its own file,
+    // never the cache (which belongs to the current version).
+    if current && caches.read(rel, &v.image, array_offset, &mut out[at..]) {
         return Ok(out);
     }
     if v.image.data.is_gzip() {
