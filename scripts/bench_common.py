@@ -57,7 +57,11 @@ def mounted(nifuse, src, mnt, *opts, log_file=None):
     cmd = [nifuse, 'mount', *opts]
     if log_file:
         cmd += ['--log-file', log_file]
-    run(cmd + [src, mnt], timeout=MOUNT_TIMEOUT)
+    try:
+        run(cmd + [src, mnt], timeout=MOUNT_TIMEOUT)
+    except BenchError:
+        force_unmount(mnt)
+        raise
     try:
         yield mnt
     finally:
@@ -80,7 +84,7 @@ def daemon_pid(mnt):
         except OSError:
             continue
         if b'mount' in argv and mnt.encode() in argv and b'umount' not in argv \
-                and os.path.basename(argv[0]) == b'nifuse':
+                and b'nifuse' in os.path.basename(argv[0]):
             found.append(int(pid))
     if len(found) != 1:
         raise BenchError(f'expected one nifuse daemon for {mnt}, found {found}')
