@@ -414,27 +414,41 @@ impl Fs {
         }
     }
 
-    /// Reads up to `size` bytes at `offset` from open file `fh`.
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// Reads up to `size` bytes at `offset` from open file `fh`, handing
+    /// them to `sink` (one call on success; the slice may borrow a reusable
+    /// per-thread buffer or the decoded volume, so nothing is allocated).
+    pub fn read_with(&self, fh: u64, offset: u64, size: u32, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
         match &*self.handles.get(fh)? {
-            Handle::File(file) => {
-                let mut buf = vec![0u8; size as usize];
-                let n = pread_full(file, offset, &mut buf)
+            Handle::File(file) => crate::read::with_buffer(size as usize, |buf| {
+                let n = pread_full(file, offset, buf)
                     .map_err(|e| Error::io(format!("reading handle {fh}"), e))?;
-                buf.truncate(n);
-                Ok(buf)
-            }
+                sink(&buf[..n]);
+                Ok(())
+            }),
             Handle::Volume(v) => {
                 let current = self
                     .images
                     .known(Path::new(&v.image.name))
                     .is_some_and(|img| Arc::ptr_eq(&img, &v.image));
-                read_volume(&self.caches, v, current, offset, size)
+                crate::read::read_volume(&self.caches, v, current, offset, size, sink)
             }
-            Handle::Stats(bytes) => Ok(slice_at(bytes, offset, size).to_vec()),
-            Handle::DropCaches => Ok(Vec::new()),
+            Handle::Stats(bytes) => {
+                sink(slice_at(bytes, offset, size));
+                Ok(())
+            }
+            Handle::DropCaches => {
+                sink(&[]);
+                Ok(())
+            }
             Handle::Dir(_) => Err(Error::IsDir(format!("handle {fh}"))),
         }
+    }
+
+    /// [`Fs::read_with`] into a new vector.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_with(fh, offset, size, &mut |b| out.extend_from_slice(b))?;
+        Ok(out)
     }
 
     /// `setattr`: only truncating `.nifuse/drop_caches` (as `echo 1 >` does) is
@@ -497,42 +511,6 @@ fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
     let end = start.saturating_add(size as usize).min(bytes.len());
     &bytes[start..end]
-}
-
-/// Bytes `offset..offset+size` of a volume file: its synthesized header
-/// followed by the volume's voxels, from the image's cache or its source.
-fn read_volume(caches: &Caches, v: &VolumeHandle, current: bool, offset: u64, size: u32) -> Result<Vec<u8>> {
-    let layout = &v.image.layout;
-    let plan = layout.plan_read(v.k, offset, size);
-    let header = layout.vol_header().get(plan.header.clone()).unwrap_or_default();
-    let data_len = usize::try_from(plan.data.end.saturating_sub(plan.data.start))
-        .map_err(|_| Error::Invalid("read too large".into()))?;
-    let mut out = Vec::with_capacity(header.len() + data_len);
-    out.extend_from_slice(header);
-    if data_len == 0 {
-        return Ok(out);
-    }
-    let at = out.len();
-    out.resize(at + data_len, 0);
-    let array_offset = plan.data.start - layout.data_offset();
-    let rel = Path::new(&v.image.name);
-    // A handle opened on an older version of the source reads its own file,
-    // never the cache (which belongs to the current version).
-    if current && caches.read(rel, &v.image, array_offset, &mut out[at..]) {
-        return Ok(out);
-    }
-    if v.image.data.is_gzip() {
-        let vol_start = layout.vol_source_range(v.k).map_or(0, |r| r.start);
-        let decoded = v.decoded()?;
-        let from = usize::try_from(plan.data.start - vol_start).unwrap_or(usize::MAX);
-        let bytes = decoded.get(from..from.saturating_add(data_len)).ok_or_else(|| {
-            Error::Data(format!("{}: volume {} shorter than its header says", v.image.name, v.k))
-        })?;
-        out[at..].copy_from_slice(bytes);
-    } else {
-        v.image.data.read_exact_at(plan.data.start, &mut out[at..])?;
-    }
-    Ok(out)
 }
 
 /// `s` as a JSON string literal.

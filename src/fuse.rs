@@ -203,9 +203,14 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
-            Ok(bytes) => reply.data(&bytes),
-            Err(e) => reply.error(errno("read", e)),
+        let mut reply = Some(reply);
+        let result = self.fs.read_with(fh.0, offset, size, &mut |bytes| {
+            if let Some(r) = reply.take() {
+                r.data(bytes);
+            }
+        });
+        if let (Err(e), Some(r)) = (result, reply.take()) {
+            r.error(errno("read", e));
         }
     }
 

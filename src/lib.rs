@@ -24,6 +24,7 @@ pub mod index_cmd;
 pub mod logging;
 pub mod mount;
 pub mod nifti;
+pub mod read;
 pub mod registry;
 pub mod size;
 pub mod source;
