@@ -33,6 +33,25 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         index_dir: Option<PathBuf>,
     },
+    /// Show the header of NIfTI images as nifuse sees them (like fslhd / nib-ls).
+    Info {
+        /// Images (.nii, .nii.gz, .hdr).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where gzip indexes are looked up [default: $XDG_CACHE_HOME/nifuse or ~/.cache/nifuse].
+        #[arg(long, value_name = "DIR")]
+        index_dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `nifuse manpage > /usr/local/share/man/man1/nifuse.1`.
+    Manpage,
     /// Unmount a nifuse mount (also clears one whose daemon died).
     Umount {
         /// The mount point.
@@ -56,7 +75,9 @@ pub struct MountArgs {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
-    /// Mount options, comma-separated (allow_other, allow_root, ...), as sshfs takes them.
+    /// Mount options, comma-separated, as sshfs and fstab take them: allow_other,
+    /// allow_root, noexec, noatime, and nifuse's own cache_mode=, cache_size=,
+    /// index_dir=, threads=, log_file= (fstab words like defaults, noauto, nofail are ignored).
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
     pub options: Vec<String>,
     /// Default cache mode of every image: fill or unchanged.
@@ -85,6 +106,22 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Mount(args) => crate::mount::mount(args),
         Command::Umount { mountpoint } => crate::mount::umount(&mountpoint),
+        Command::Info { files, json, index_dir } => {
+            crate::logging::init_stderr(0);
+            let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
+            crate::info::run(&files, json, &dir)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "nifuse", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| format!("writing the man page: {e}"))
+        }
         Command::Index { files, index_dir } => {
             crate::logging::init_stderr(0);
             let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
@@ -97,5 +134,47 @@ pub fn run(cli: Cli) -> i32 {
             eprintln!("nifuse: {msg}");
             1
         }
+    }
+}
+
+/// The arguments `mount -t nifuse SOURCE MOUNTPOINT -o OPTS` gives the
+/// `mount.nifuse` helper (`mount.nifuse SOURCE MOUNTPOINT [-o OPTS] [-n] [-s] [-f] [-v]`),
+/// as a `nifuse mount` command line.
+pub fn mount_helper_args(args: &[String]) -> Vec<String> {
+    let mut out = vec!["nifuse".to_string(), "mount".to_string()];
+    let mut positional = Vec::new();
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" => {
+                if let Some(opts) = it.next() {
+                    out.push("-o".into());
+                    out.push(opts.clone());
+                }
+            }
+            "-v" => out.push("-v".into()),
+            // mount(8)'s -n (no mtab), -s (sloppy), -f (fake) mean nothing here.
+            "-n" | "-s" | "-f" => {}
+            other => positional.push(other.to_string()),
+        }
+    }
+    out.extend(positional);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_helper_translates_mount_8_arguments() {
+        let args: Vec<String> = ["mount.nifuse", "/data", "/mnt/vols", "-n", "-o", "rw,allow_other,cache_size=4G"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            mount_helper_args(&args),
+            ["nifuse", "mount", "-o", "rw,allow_other,cache_size=4G", "/data", "/mnt/vols"]
+        );
     }
 }

@@ -21,6 +21,7 @@ pub mod gzindex;
 pub mod handle;
 pub mod image;
 pub mod index_cmd;
+pub mod info;
 pub mod logging;
 pub mod mount;
 pub mod nifti;

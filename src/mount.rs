@@ -38,13 +38,37 @@ fn parse_options(raw: &[String]) -> Result<Options, String> {
                             mount would refuse setfattr user.cache_mode"
                     .into());
             }
-            "rw" | "default_permissions" | "nodev" | "nosuid" | "dev" | "suid" => {}
+            "rw" | "default_permissions" | "nodev" | "nosuid" | "dev" | "suid" | "defaults" | "auto"
+            | "noauto" | "user" | "users" | "nouser" | "_netdev" | "nofail" => {}
+            o if o.starts_with("x-") || o.contains('=') && NIFUSE_KEYS.iter().any(|k| o.starts_with(k)) => {}
             "noexec" => opts.extra.push(MountOption::NoExec),
             "noatime" => opts.extra.push(MountOption::NoAtime),
             other => opts.extra.push(MountOption::CUSTOM(other.to_string())),
         }
     }
     Ok(opts)
+}
+
+/// nifuse's own settings accepted inside `-o` (as fstab passes them).
+const NIFUSE_KEYS: [&str; 5] = ["cache_mode=", "cache_size=", "index_dir=", "threads=", "log_file="];
+
+/// Moves nifuse's own `-o key=value` settings into `args`.
+fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
+    let opts: Vec<String> = args.options.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).collect();
+    for opt in opts {
+        let Some((key, value)) = opt.split_once('=') else { continue };
+        match key {
+            "cache_mode" => args.cache_mode = value.parse()?,
+            "cache_size" => args.cache_size = Some(crate::size::parse_size(value)?),
+            "index_dir" => args.index_dir = Some(PathBuf::from(value)),
+            "log_file" => args.log_file = Some(PathBuf::from(value)),
+            "threads" => {
+                args.threads = Some(value.parse().map_err(|_| format!("-o threads={value}: not a number"))?)
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Everything `mount` checks before forking, with absolute paths.
@@ -109,7 +133,8 @@ fn is_mount_point(path: &Path) -> bool {
 }
 
 /// `nifuse mount`.
-pub fn mount(args: MountArgs) -> Result<(), String> {
+pub fn mount(mut args: MountArgs) -> Result<(), String> {
+    apply_o_settings(&mut args)?;
     let (source, mountpoint) = check(&args)?;
     let options = parse_options(&args.options)?;
     if args.foreground {

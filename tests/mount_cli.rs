@@ -98,3 +98,34 @@ fn help_and_version() {
     let (ok, out, _) = cmd(&["mount".as_ref(), "--help".as_ref()]);
     assert!(ok && out.contains("--cache-size") && out.contains("--index-dir"), "{out}");
 }
+
+#[test]
+fn mount_helper_for_fstab_takes_nifuse_settings_in_o() {
+    let m = Mount::source(|src| {
+        fs::write(src.join("scan.nii"), image4d(2, 2, 2, 3, 5).0).unwrap();
+    });
+    let helper = m.dir.path().join("mount.nifuse");
+    std::os::unix::fs::symlink(BIN, &helper).unwrap();
+    let log = m.dir.path().join("helper.log");
+    let opts = format!("rw,defaults,nofail,cache_mode=unchanged,cache_size=16M,log_file={}", log.display());
+    // What mount(8) runs for: /data /mnt nifuse rw,... 0 0
+    let (ok, _, err) = run(
+        Command::new(&helper).arg(&m.src).arg(&m.mnt).args(["-n", "-o", &opts]),
+        Duration::from_secs(30),
+    );
+    assert!(ok, "{err}");
+    assert!(is_mounted(&m.mnt));
+    assert_eq!(m.getfattr("scan.nii", "user.cache_mode"), "unchanged");
+    assert!(m.stats().contains("\"cache_budget\": 16777216"), "{}", m.stats());
+    let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
+    assert!(ok, "{err}");
+    assert!(log.exists(), "log_file= honoured");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let (ok, out, _) = cmd(&["completions".as_ref(), "bash".as_ref()]);
+    assert!(ok && out.contains("_nifuse") && out.contains("--cache-mode"), "{out}");
+    let (ok, out, _) = cmd(&["manpage".as_ref()]);
+    assert!(ok && out.contains(".TH nifuse") && out.contains("mount"), "{out}");
+}
