@@ -26,8 +26,11 @@ use crate::tree::{CONTROL_DIR, Control, InodeTable, Node, ROOT_INO};
 /// Settings of one mount.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// How long the kernel may cache names and attributes.
+    /// How long the kernel may cache names and attributes of mirrored entries.
     pub ttl: Duration,
+    /// The same for `NAME.d` and volumes, which cannot change while the
+    /// source is unchanged (a change found later is pushed to the kernel).
+    pub volume_ttl: Duration,
     /// Where gzip indexes are kept (None: in memory only).
     pub index_dir: Option<PathBuf>,
     /// Cache mode of every image until set otherwise.
@@ -69,6 +72,7 @@ pub struct Fs {
     handles: Handles,
     caches: Caches,
     opened: crate::handle::Versions,
+    invalidator: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
     started: SystemTime,
 }
 
@@ -86,6 +90,7 @@ impl Fs {
             inodes: InodeTable::new(),
             handles: Handles::default(),
             opened: Default::default(),
+            invalidator: std::sync::OnceLock::new(),
             started: SystemTime::now(),
         })
     }
@@ -101,8 +106,35 @@ impl Fs {
     }
 
     /// The image at source path `rel`, if it is one (re-parsed if it changed).
+    ///
+    /// When the source changed since the last look, the kernel is told to
+    /// drop what it cached of the old version's `NAME.d` and volumes.
     pub fn image_at(&self, rel: &Path) -> Option<Arc<Image>> {
-        self.images.get(rel)
+        let before = self.images.known(rel);
+        let now = self.images.get(rel);
+        if let Some(old) = &before {
+            if now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new)) {
+                self.invalidate_image(rel, old);
+            }
+        }
+        now
+    }
+
+    /// Sets how the kernel is told to forget cached attributes and pages of
+    /// an inode (the FUSE adapter's notifier; absent in tests without a mount).
+    pub fn set_invalidator(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
+        let _ = self.invalidator.set(f);
+    }
+
+    fn invalidate_image(&self, rel: &Path, old: &Image) {
+        let Some(notify) = self.invalidator.get() else { return };
+        let nodes = std::iter::once(Node::ImageDir(rel.to_path_buf()))
+            .chain((0..old.layout.n_vols()).map(|k| Node::Volume(rel.to_path_buf(), k)));
+        for node in nodes {
+            if let Some(ino) = self.inodes.existing(&node) {
+                notify(ino);
+            }
+        }
     }
 
     /// The cache mode of the image at `rel`.
@@ -118,7 +150,7 @@ impl Fs {
 
     /// Whether the image at `rel` has its whole array in memory.
     pub fn in_memory(&self, rel: &Path) -> bool {
-        self.images.get(rel).is_some_and(|img| self.caches.in_memory(rel, &img))
+        self.image_at(rel).is_some_and(|img| self.caches.in_memory(rel, &img))
     }
 
     /// Drops the cache of the image at `rel`.
@@ -150,7 +182,7 @@ impl Fs {
 
     /// The image at `rel`, or ENOENT for a path that is not (or no longer) one.
     fn image(&self, rel: &Path) -> Result<Arc<Image>> {
-        self.images.get(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
+        self.image_at(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
     }
 
     /// Metadata that `NAME.d` and its volumes take their owner, mode and times from.
@@ -186,7 +218,11 @@ impl Fs {
     }
 
     fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
-        Ok(Entry { attr: self.attr_of(ino, node)?, ttl: self.config.ttl })
+        let ttl = match node {
+            Node::ImageDir(_) | Node::Volume(..) => self.config.volume_ttl,
+            Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => self.config.ttl,
+        };
+        Ok(Entry { attr: self.attr_of(ino, node)?, ttl })
     }
 
     /// The node called `name` in directory `parent`, without counting a lookup.
@@ -206,7 +242,7 @@ impl Fs {
                 }
                 let image_name = name.to_str().and_then(|n| n.strip_suffix(".d")).ok_or_else(missing)?;
                 let image_rel = dir.join(image_name);
-                self.images.get(&image_rel).ok_or_else(missing)?;
+                self.image_at(&image_rel).ok_or_else(missing)?;
                 Ok(Node::ImageDir(image_rel))
             }
             Node::ImageDir(rel) => {
@@ -330,7 +366,7 @@ impl Fs {
             }
             let mut dname = name.clone();
             dname.push(".d");
-            if present.contains(&dname) || self.images.get(&child).is_none() {
+            if present.contains(&dname) || self.image_at(&child).is_none() {
                 continue;
             }
             let ino = self.inodes.ino(&Node::ImageDir(child));
@@ -346,13 +382,53 @@ impl Fs {
     /// The entries of open directory `fh` from position `offset` on. Entry
     /// `i` of the result has position `offset + i + 1` for the next call.
     pub fn readdir(&self, fh: u64, offset: u64) -> Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        self.readdir_with(fh, offset, &mut |e| {
+            out.push(e.clone());
+            false
+        })?;
+        Ok(out)
+    }
+
+    /// Hands the entries of open directory `fh` from position `offset` on to
+    /// `add`, until it returns true (the caller's buffer is full).
+    pub fn readdir_with(&self, fh: u64, offset: u64, add: &mut dyn FnMut(&DirEntry) -> bool) -> Result<()> {
         match &*self.handles.get(fh)? {
             Handle::Dir(entries) => {
                 let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-                Ok(entries.iter().skip(skip).cloned().collect())
+                for e in entries.iter().skip(skip) {
+                    if add(e) {
+                        break;
+                    }
+                }
+                Ok(())
             }
             _ => Err(Error::NotDir(format!("handle {fh}"))),
         }
+    }
+
+    /// Like [`Fs::readdir_with`], with each entry's attributes (readdirplus).
+    /// Every entry `add` accepts (returns false for) counts as a kernel
+    /// lookup, except `.` and `..`; entries that vanished are skipped.
+    pub fn readdirplus_with(
+        &self,
+        fh: u64,
+        offset: u64,
+        add: &mut dyn FnMut(u64, &DirEntry, &Entry) -> bool,
+    ) -> Result<()> {
+        let mut pos = offset;
+        self.readdir_with(fh, offset, &mut |e| {
+            pos += 1;
+            let Some(node) = self.inodes.node(e.ino) else { return false };
+            let Ok(entry) = self.entry(e.ino, &node) else { return false };
+            if add(pos, e, &entry) {
+                return true;
+            }
+            if e.name != "." && e.name != ".." {
+                self.inodes.lookup(&node);
+            }
+            false
+        })
     }
 
     /// Closes handle `fh` (file or directory).

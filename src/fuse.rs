@@ -5,11 +5,12 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::Arc;
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request,
     TimeOrNow, WriteFlags,
 };
 
@@ -20,14 +21,34 @@ use crate::xattr::XattrValue;
 
 /// The fuser adapter around the core filesystem.
 pub struct FuseFs {
-    fs: Fs,
+    fs: Arc<Fs>,
 }
 
 impl FuseFs {
     /// Wraps `fs` for mounting.
-    pub fn new(fs: Fs) -> FuseFs {
+    pub fn new(fs: Arc<Fs>) -> FuseFs {
         FuseFs { fs }
     }
+}
+
+/// Tells the kernel, from a thread of its own (never from inside a request),
+/// to drop cached attributes and pages of the inodes `fs` reports changed.
+pub fn start_invalidator(fs: &Fs, notifier: fuser::Notifier) -> std::io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    std::thread::Builder::new().name("nifuse-inval".into()).spawn(move || {
+        for ino in rx {
+            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
+                log::debug!("invalidating inode {ino}: {e}");
+            }
+        }
+    })?;
+    let tx = std::sync::Mutex::new(tx);
+    fs.set_invalidator(Box::new(move |ino| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(ino);
+        }
+    }));
+    Ok(())
 }
 
 /// Logs a failed request at the error's own level and gives its errno.
@@ -258,17 +279,24 @@ impl Filesystem for FuseFs {
     }
 
     fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.fs.readdir(fh.0, offset) {
-            Ok(entries) => {
-                for (i, e) in entries.iter().enumerate() {
-                    let next = offset + i as u64 + 1;
-                    if reply.add(INodeNo(e.ino), next, file_type(e.kind), &e.name) {
-                        break;
-                    }
-                }
-                reply.ok();
-            }
+        let mut next = offset;
+        let result = self.fs.readdir_with(fh.0, offset, &mut |e| {
+            next += 1;
+            reply.add(INodeNo(e.ino), next, file_type(e.kind), &e.name)
+        });
+        match result {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdir", e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let result = self.fs.readdirplus_with(fh.0, offset, &mut |next, e, entry| {
+            reply.add(INodeNo(e.ino), next, &e.name, &entry.ttl, &file_attr(&entry.attr), Generation(0))
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("readdirplus", e)),
         }
     }
 

@@ -21,6 +21,9 @@ use crate::fuse::FuseFs;
 /// How long the kernel may cache names and attributes of the mount.
 const TTL: Duration = Duration::from_secs(1);
 
+/// The same for `NAME.d` and volume files (changes are pushed to the kernel).
+const VOLUME_TTL: Duration = Duration::from_secs(10);
+
 /// Mount options as the FUSE world writes them, split into what fuser needs.
 struct Options {
     acl: SessionACL,
@@ -227,13 +230,14 @@ fn serve(
         .unwrap_or_else(|| crate::size::total_memory().map_or(1 << 30, |m| m / 4));
     let config = Config {
         ttl: TTL,
+        volume_ttl: VOLUME_TTL,
         index_dir: Some(args.index_dir.clone().unwrap_or_else(default_index_dir)),
         cache_mode: args.cache_mode,
         cache_size,
         uid,
         gid,
     };
-    let fs = Fs::new(source, config).map_err(|e| e.to_string())?;
+    let fs = std::sync::Arc::new(Fs::new(source, config).map_err(|e| e.to_string())?);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -250,8 +254,11 @@ fn serve(
     fuse_config.acl = options.acl;
     fuse_config.n_threads = Some(threads);
     fuse_config.clone_fd = threads > 1;
-    let mut session = fuser::Session::new(FuseFs::new(fs), mountpoint, &fuse_config)
+    let mut session = fuser::Session::new(FuseFs::new(fs.clone()), mountpoint, &fuse_config)
         .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
+    crate::fuse::start_invalidator(&fs, session.notifier())
+        .map_err(|e| format!("cannot start the invalidation thread: {e}"))?;
+    drop(fs);
     log::info!(
         "mounted {} at {} ({threads} threads, cache {} per mount, mode {})",
         source.display(),

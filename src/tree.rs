@@ -128,6 +128,11 @@ impl InodeTable {
         ino
     }
 
+    /// The inode number of `node` if it has one, without assigning.
+    pub fn existing(&self, node: &Node) -> Option<u64> {
+        self.lock().by_node.get(node).copied()
+    }
+
     /// `ino` for `node`, counting one kernel lookup of it.
     pub fn lookup(&self, node: &Node) -> u64 {
         let ino = self.ino(node);

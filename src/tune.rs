@@ -7,8 +7,13 @@ use fuser::KernelConfig;
 /// Largest read the daemon asks the kernel to send in one request.
 pub const MAX_REQUEST: u32 = 1 << 20;
 
-/// Asks for large requests: the kernel derives `max_pages` from these.
+/// Asks for large requests (the kernel derives `max_pages` from these) and
+/// for readdirplus, so `ls -l` gets attributes with the listing.
 pub fn kernel_config(config: &mut KernelConfig) {
+    let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
+    if let Err(missing) = config.add_capabilities(plus) {
+        log::info!("kernel lacks {missing:?}; listings use plain readdir");
+    }
     if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
         let _ = config.set_max_readahead(max);
     }

@@ -48,6 +48,7 @@ fn expected_volume(file: &[u8], vol_bytes: usize, k: usize) -> Vec<u8> {
 fn config(mode: Mode, budget: u64) -> Config {
     Config {
         ttl: Duration::from_secs(1),
+        volume_ttl: Duration::from_secs(1),
         index_dir: None,
         cache_mode: mode,
         cache_size: budget,

@@ -149,3 +149,26 @@ fn daemon_memory_stays_within_the_cache_budget() {
     eprintln!("daemon peak RSS: {} MiB (budget 64 MiB)", hwm_kb / 1024);
     assert!(hwm_kb < (64 + 32) * 1024, "peak RSS {hwm_kb} KiB exceeds 64 MiB + 32 MiB overhead");
 }
+
+#[test]
+fn a_source_that_changes_shape_shows_its_new_volumes() {
+    let m = Mount::mount(two_images);
+    assert_eq!(names(&m.path("a.nii.d")).len(), 10);
+    let old = fs::metadata(m.path("a.nii.d/vol_0009.nii")).unwrap().len();
+    last_volume(&m, "a.nii");
+    // Replaced by a 4x4x4 image with 12 volumes.
+    let (img, data) = image4d(4, 4, 4, 12, 5);
+    fs::write(m.src.join(".tmp"), &img).unwrap();
+    fs::rename(m.src.join(".tmp"), m.src.join("a.nii")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100)); // the mirror entry's TTL
+    assert_eq!(m.getfattr("a.nii", "user.nifti.volumes"), "12");
+    let vols = names(&m.path("a.nii.d"));
+    assert_eq!(vols.len(), 12, "{vols:?}");
+    let new = fs::metadata(m.path("a.nii.d/vol_0009.nii")).unwrap().len();
+    assert_eq!((old, new), (352 + 1024, 352 + 128));
+    let v = cat(&m.path("a.nii.d/vol_0011.nii"));
+    assert_eq!(&v[352..], &data[11 * 128..]);
+    let v = cat(&m.path("a.nii.d/vol_0009.nii"));
+    assert_eq!(v.len(), 352 + 128, "no stale pages or size from the old version");
+    assert_eq!(&v[352..], &data[9 * 128..10 * 128]);
+}
