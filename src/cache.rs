@@ -3,10 +3,12 @@
 //! Each source image has at most one [`ImageCache`]: its whole decoded data
 //! array, held in fixed-size chunks of anonymous memory. In `fill` mode the
 //! first read of any volume starts a background thread that reads the array
-//! from the start, chunk by chunk; a reader waits only until the chunks it
-//! needs are in (so it waits for its own volume plus the part before it), and
-//! falls back to the source if the fill fails or is cancelled. In `unchanged`
-//! mode a full cache is used and none is ever started.
+//! from the start, chunk by chunk. For an uncompressed image a reader waits
+//! only until the chunks it needs are in (its own volume plus the part before
+//! it); for a compressed one it never waits, and decodes its own volume
+//! through the gzip index meanwhile. A reader falls back to the source if the
+//! fill fails or is cancelled. In `unchanged` mode a full cache is used and
+//! none is ever started.
 //!
 //! [`Caches`] bounds all caches together by a byte budget, evicting the least
 //! recently used image first; an image larger than the budget is served
@@ -295,10 +297,14 @@ impl Caches {
         let slot = state.slots.entry(path.to_path_buf()).or_default();
         slot.last_use = now;
         let mode = slot.mode.unwrap_or(self.default_mode);
+        // Readers wait for the fill of an uncompressed image (it runs at the
+        // speed of the source); for a compressed one they decode their own
+        // volume from the index rather than wait for a sequential inflate.
+        let wait = !image.data.is_gzip();
         if let Some(c) = &slot.cache {
             if Arc::ptr_eq(&c.image, image) {
                 return match mode {
-                    Mode::Fill => Some((c.clone(), true)),
+                    Mode::Fill => Some((c.clone(), wait)),
                     Mode::Unchanged => c.is_full().then(|| (c.clone(), false)),
                 };
             }
@@ -336,7 +342,7 @@ impl Caches {
             }
             return None;
         }
-        Some((cache, true))
+        Some((cache, wait))
     }
 
     /// Evicts least recently used caches other than `keep` until all fit `budget`.

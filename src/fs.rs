@@ -33,6 +33,9 @@ pub struct Config {
     pub volume_ttl: Duration,
     /// Where gzip indexes are kept (None: in memory only).
     pub index_dir: Option<PathBuf>,
+    /// How long a stat of a source file stands for its current state (a
+    /// burst of requests shares one; 0 checks every time).
+    pub recheck: Duration,
     /// Cache mode of every image until set otherwise.
     pub cache_mode: Mode,
     /// Memory budget of all image caches together, in bytes.
@@ -83,7 +86,7 @@ impl Fs {
             .map_err(|e| Error::io(format!("SOURCE {}", source.display()), e))?;
         fs::read_dir(&root).map_err(|e| Error::io(format!("listing SOURCE {}", root.display()), e))?;
         Ok(Fs {
-            images: Registry::new(root.clone(), config.index_dir.clone()),
+            images: Registry::new(root.clone(), config.index_dir.clone(), config.recheck),
             caches: Caches::new(config.cache_mode, config.cache_size),
             root,
             config,
@@ -185,12 +188,6 @@ impl Fs {
         self.image_at(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
     }
 
-    /// Metadata that `NAME.d` and its volumes take their owner, mode and times from.
-    fn image_meta(&self, image: &Image) -> Result<fs::Metadata> {
-        fs::metadata(&image.header_path)
-            .map_err(|e| Error::io(format!("stat {}", image.header_path.display()), e))
-    }
-
     /// The attributes of `node`, numbered `ino`.
     fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
         let (uid, gid, t) = (self.config.uid, self.config.gid, self.started);
@@ -198,14 +195,14 @@ impl Fs {
             Node::Mirror(rel) => Ok(attr::mirror(ino, &self.lstat(rel)?)),
             Node::ImageDir(rel) => {
                 let image = self.image(rel)?;
-                Ok(attr::image_dir(ino, &self.image_meta(&image)?))
+                Ok(attr::image_dir(ino, &image.header_meta))
             }
             Node::Volume(rel, k) => {
                 let image = self.image(rel)?;
                 if *k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
-                Ok(attr::volume(ino, &self.image_meta(&image)?, image.layout.vol_file_size()))
+                Ok(attr::volume(ino, &image.header_meta, image.layout.vol_file_size()))
             }
             Node::ControlDir => Ok(attr::synthetic(ino, Kind::Dir, 0o755, uid, gid, t)),
             Node::ControlFile(Control::DropCaches) => {

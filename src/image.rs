@@ -66,6 +66,9 @@ pub struct Image {
     pub header_path: PathBuf,
     /// Identity of the header file when parsed.
     pub header_ident: FileIdent,
+    /// The header file's metadata when parsed (owner, mode and times of
+    /// `NAME.d` and its volumes; any change to them makes a new parse).
+    pub header_meta: std::fs::Metadata,
     /// Volume layout and synthesized volume header.
     pub layout: ImageLayout,
     /// The file holding the voxels (the image itself, or the pair's `.img`).
@@ -163,6 +166,7 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
         name: name.to_string(),
         header_path: path.to_path_buf(),
         header_ident: FileIdent::of(&meta),
+        header_meta: meta,
         layout,
         data,
     })

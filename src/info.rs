@@ -8,7 +8,19 @@
 //! affine follows nibabel's `get_best_affine` (sform if its code is valid and not
 //! 0, else the qform quaternion with `qfac`), except that with both codes 0 it is
 //! `diag(pixdim[1..=3], 1)` (NIfTI "method 1"), where nibabel centres the grid.
-//! Text and JSON rendering live in `info_json.rs`.
+//!
+//! Output (rendered in `info_json.rs`): for people, the path, then aligned
+//! `key  value` lines (format, data file for pairs, compression, shape, dtype,
+//! voxel sizes, TR for 4D+, scaling, intent, qform, sform, affine rows, volumes,
+//! vox_offset, extensions, gzip index), a blank line between images; reasons for
+//! failed files go to stderr. With `--json`, one array holding per file either
+//! `{"path", "error"}` or an object with the keys `path format storage data_file
+//! byte_order compression shape dtype datatype_code bitpix voxel_sizes space_units
+//! time_units tr scl_slope scl_inter intent_code intent_name qform_code qform_name
+//! sform_code sform_name affine_source affine affine_error volumes volume_bytes
+//! volume_file_size vox_offset extensions gzip_index` (numbers at full `f64`
+//! precision; `gzip_index` is null for uncompressed data, else `{state, volumes,
+//! bytes, index_dir}` with state `none`, `partial` or `complete`).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -95,12 +107,14 @@ pub fn run(files: &[PathBuf], json: bool, index_dir: &Path) -> Result<(), String
             failed += 1;
         }
         let text = match (&result, json) {
-            (Ok(info), true) => render::json(info),
-            (Err(why), true) => render::json_error(&shown, why),
+            (Ok(info), true) => render::json(info, index_dir),
             (Ok(info), false) => render::text(info, index_dir),
-            (Err(why), false) => {
+            (Err(why), _) => {
                 eprintln!("nifuse info: {shown}: not an image nifuse can split: {why}");
-                continue;
+                if !json {
+                    continue;
+                }
+                render::json_error(&shown, why)
             }
         };
         let sep = match (json, printed) {
@@ -156,7 +170,10 @@ pub fn inspect(file: &Path, shown: &str, index_dir: &Path) -> Result<Info, Strin
         dtype: layout.dtype().name,
         datatype_code: layout.dtype().code,
         bitpix: layout.dtype().bits,
-        voxel_sizes: pixdim.get(1..=ndim).map(<[f64]>::to_vec).unwrap_or_default(),
+        voxel_sizes: pixdim
+            .get(1..=ndim)
+            .map(<[f64]>::to_vec)
+            .unwrap_or_default(),
         space_units: space_unit(units),
         time_units: time_unit(units),
         tr: (ndim >= 4).then_some(pixdim[4]),
@@ -183,7 +200,11 @@ fn extensions(img: &Image) -> Result<Vec<(i32, usize)>, String> {
     let what = |e: std::io::Error| format!("reading the extensions: {e}");
     let file = File::open(&img.header_path).map_err(what)?;
     let gzip = source::is_gzip(&file).map_err(what)?;
-    let want = if h.is_pair() { MAX_VOX_OFFSET } else { img.layout.data_offset() };
+    let want = if h.is_pair() {
+        MAX_VOX_OFFSET
+    } else {
+        img.layout.data_offset()
+    };
     let want = usize::try_from(want).map_err(|_| "extensions too large".to_string())?;
     let head = source::read_head(&file, gzip, want).map_err(what)?;
     let after = head.get(h.len()..).unwrap_or_default();
@@ -220,7 +241,13 @@ fn gz_index(img: &Image, index_dir: &Path) -> GzIndex {
 /// Element `i` of the header field `name` (from the version's field table, in
 /// the header's byte order) as `f64`; NaN if the field does not exist.
 pub fn field(h: &Header, name: &str, i: usize) -> f64 {
-    let Some(f) = h.table().all.iter().find(|(n, _)| *n == name).map(|(_, f)| *f) else {
+    let Some(f) = h
+        .table()
+        .all
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+    else {
         return f64::NAN;
     };
     if i >= f.count {
@@ -257,9 +284,16 @@ fn le<const N: usize>(bytes: &[u8], at: usize, big_endian: bool) -> Option<[u8; 
 
 /// The name of a qform/sform code, as nibabel's `xform_codes` has it; `None` if invalid.
 pub fn xform_name(code: i32) -> Option<&'static str> {
-    ["unknown", "scanner", "aligned", "talairach", "mni", "template"]
-        .get(usize::try_from(code).ok()?)
-        .copied()
+    [
+        "unknown",
+        "scanner",
+        "aligned",
+        "talairach",
+        "mni",
+        "template",
+    ]
+    .get(usize::try_from(code).ok()?)
+    .copied()
 }
 
 /// Which transform nibabel's `get_best_affine` uses, and the affine.
@@ -268,7 +302,15 @@ fn affine(h: &Header) -> (&'static str, Result<Affine, String>) {
     let usable = |code: i32| code != 0 && xform_name(code).is_some();
     if usable(h.sform_code()) {
         let row = |name| std::array::from_fn(|j| field(h, name, j));
-        return ("sform", Ok([row("srow_x"), row("srow_y"), row("srow_z"), [0.0, 0.0, 0.0, 1.0]]));
+        return (
+            "sform",
+            Ok([
+                row("srow_x"),
+                row("srow_y"),
+                row("srow_z"),
+                [0.0, 0.0, 0.0, 1.0],
+            ]),
+        );
     }
     let p = h.pixdim();
     if usable(h.qform_code()) {
@@ -290,7 +332,7 @@ fn qform_affine(h: &Header, pixdim: [f64; 8]) -> Result<Affine, String> {
         Version::Nifti1 => f64::from(f32::EPSILON),
         Version::Nifti2 => f64::EPSILON,
     };
-    let w2 = 1.0 - (b * b + c * c + d * d);
+    let w2 = one_minus_squares([b, c, d]);
     let w = if w2.abs() < 3.0 * eps {
         0.0
     } else if w2 >= 0.0 {
@@ -314,6 +356,22 @@ fn qform_affine(h: &Header, pixdim: [f64; 8]) -> Result<Affine, String> {
         a[i][3] = offsets[i];
     }
     Ok(a)
+}
+
+/// `1 - (b² + c² + d²)` with error-free products and sums: nibabel computes it in
+/// extended precision, and it cancels badly for rotations near 180 degrees.
+fn one_minus_squares(xs: [f64; 3]) -> f64 {
+    let (mut hi, mut lo) = (1.0f64, 0.0f64);
+    for x in xs {
+        let p = x * x;
+        let p_err = x.mul_add(x, -p);
+        let s = hi - p;
+        let back = s - hi;
+        let s_err = (hi - (s - back)) + (-p - back);
+        hi = s;
+        lo += s_err - p_err;
+    }
+    hi + lo
 }
 
 /// The rotation matrix of the quaternion (w, x, y, z) (nibabel's `quat2mat`).

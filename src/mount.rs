@@ -231,6 +231,7 @@ fn serve(
     let config = Config {
         ttl: TTL,
         volume_ttl: VOLUME_TTL,
+        recheck: Duration::from_millis(250),
         index_dir: Some(args.index_dir.clone().unwrap_or_else(default_index_dir)),
         cache_mode: args.cache_mode,
         cache_size,

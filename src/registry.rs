@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::image::{self, Image, NotImage};
 use crate::source::FileIdent;
@@ -23,19 +24,25 @@ type Idents = (FileIdent, Option<FileIdent>);
 struct Slot {
     idents: Idents,
     image: Option<Arc<Image>>,
+    checked: Instant,
 }
+
+
 
 /// Parsed images by their path relative to SOURCE.
 pub struct Registry {
     root: PathBuf,
     index_dir: Option<PathBuf>,
+    /// How long a stat of a source file is taken as current: requests in a
+    /// burst (`ls -l` of a thousand volumes) share one stat.
+    recheck: Duration,
     slots: Mutex<HashMap<PathBuf, Slot>>,
 }
 
 impl Registry {
     /// A registry of the images under the canonical directory `root`.
-    pub fn new(root: PathBuf, index_dir: Option<PathBuf>) -> Registry {
-        Registry { root, index_dir, slots: Mutex::new(HashMap::new()) }
+    pub fn new(root: PathBuf, index_dir: Option<PathBuf>, recheck: Duration) -> Registry {
+        Registry { root, index_dir, recheck, slots: Mutex::new(HashMap::new()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Slot>> {
@@ -56,13 +63,19 @@ impl Registry {
 
     /// The image at `rel` (relative to SOURCE), if it is one.
     pub fn get(&self, rel: &Path) -> Option<Arc<Image>> {
+        if let Some(slot) = self.lock().get(rel) {
+            if slot.checked.elapsed() < self.recheck {
+                return slot.image.clone();
+            }
+        }
         let name = rel.to_str()?;
         let file_name = rel.file_name()?.to_str()?;
         image::name_kind(file_name)?;
         let path = self.resolve(rel)?;
         let idents = image::current_idents(&path)?;
-        if let Some(slot) = self.lock().get(rel) {
+        if let Some(slot) = self.lock().get_mut(rel) {
             if slot.idents == idents {
+                slot.checked = Instant::now();
                 return slot.image.clone();
             }
         }
@@ -80,7 +93,7 @@ impl Registry {
                 log::info!("{name}: changed on disk; its volumes now come from the new file");
             }
         }
-        slots.insert(rel.to_path_buf(), Slot { idents, image: image.clone() });
+        slots.insert(rel.to_path_buf(), Slot { idents, image: image.clone(), checked: Instant::now() });
         image
     }
 

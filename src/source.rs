@@ -28,6 +28,8 @@ pub struct FileIdent {
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i128,
+    /// Status change time (owner and mode changes), nanoseconds since the epoch.
+    pub ctime_ns: i128,
 }
 
 impl FileIdent {
@@ -38,6 +40,7 @@ impl FileIdent {
             ino: meta.ino(),
             size: meta.size(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
         }
     }
 }
@@ -128,7 +131,7 @@ enum Verdict {
 
 /// Compressed bytes before a detected corruption that are not trusted either
 /// (garbage can decode for a while before inflate notices it).
-const CORRUPTION_MARGIN: u64 = 256 << 10;
+const CORRUPTION_MARGIN: u64 = 128 << 10;
 
 /// One open source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or `.img.gz`).
 pub struct DataFile {
@@ -196,10 +199,17 @@ impl DataFile {
                     available,
                     format!("the gzip stream is truncated after {available} decoded bytes"),
                 ),
-                Err(GzError::Corrupt { at_compressed, msg }) => Verdict::GoodBefore(
-                    access.trusted_before(at_compressed, CORRUPTION_MARGIN),
-                    format!("the gzip data is corrupt near compressed byte {at_compressed} ({msg})"),
-                ),
+                Err(GzError::Corrupt { at_compressed, msg }) => {
+                    // A checksum mismatch condemns its whole member; an inflate
+                    // error only what decodes from near the bad bytes on.
+                    let limit = if msg.starts_with(crate::gzindex::TRAILER_MISMATCH) {
+                        access.member_start_before(at_compressed)
+                    } else {
+                        access.trusted_before(at_compressed, CORRUPTION_MARGIN)
+                    };
+                    let why = format!("the gzip data is corrupt near compressed byte {at_compressed} ({msg})");
+                    Verdict::GoodBefore(limit, why)
+                }
                 Err(e) => Verdict::GoodBefore(0, e.to_string()),
             };
             if let Verdict::GoodBefore(limit, why) = &verdict {

@@ -54,6 +54,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use index::{Index, Rules};
 use reader::{Ctx, Cursor};
 
+/// How a member whose CRC-32 or length does not match its trailer is reported
+/// (in [`GzError::Corrupt`]'s message).
+pub const TRAILER_MISMATCH: &str = "gzip member trailer mismatch";
+
 /// How many idle cursors (live inflate states) are kept per file.
 const MAX_CURSORS: usize = 4;
 /// `build_all` merges its findings and reports progress every this many output bytes.
@@ -378,6 +382,21 @@ impl GzAccess {
             .iter()
             .filter(|c| c.bitpos < limit_bits)
             .map(|c| c.out)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The uncompressed offset where the gzip member holding compressed byte
+    /// `at_compressed` starts: after a trailer (CRC-32/ISIZE) mismatch no byte
+    /// of that member can be trusted, those of earlier members can.
+    pub fn member_start_before(&self, at_compressed: u64) -> u64 {
+        let bits = at_compressed.saturating_mul(8);
+        lock(&self.inner)
+            .index
+            .cps
+            .iter()
+            .filter(|c| c.bitpos < bits)
+            .map(|c| c.member_out)
             .max()
             .unwrap_or(0)
     }

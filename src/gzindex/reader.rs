@@ -406,7 +406,8 @@ impl Cursor {
             return Err(GzError::Corrupt {
                 at_compressed: pos,
                 msg: format!(
-                    "gzip member trailer mismatch (crc {crc:08x} vs computed {got_crc:08x}, size {isize} vs {got_len})"
+                    "{} (crc {crc:08x} vs computed {got_crc:08x}, size {isize} vs {got_len})",
+                    super::TRAILER_MISMATCH
                 ),
             });
         }

@@ -366,3 +366,20 @@ fn concurrent_readers() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<GzAccess>();
 }
+
+#[test]
+fn checkpoints_before_an_inflate_error_survive_the_failed_build() {
+    let d = tempfile::tempdir().unwrap();
+    let data = image_data(VOL, 12, 5);
+    let mut gz = gzip(&data, 6);
+    let at = gz.len() * 3 / 4;
+    for b in &mut gz[at..at + 64] {
+        *b ^= 0x5a;
+    }
+    let p = write_file(d.path(), "c.gz", &gz);
+    let a = GzAccess::open(&p, starts(VOL, 12), None).unwrap();
+    let err = a.build_all(&mut |_, _| {}).unwrap_err();
+    let GzError::Corrupt { at_compressed, .. } = err else { panic!("{err:?}") };
+    assert!(a.checkpoint_count() > 3, "{} checkpoints, error at {at_compressed}", a.checkpoint_count());
+    assert!(a.trusted_before(at_compressed, 1024) >= VOL as u64);
+}

@@ -117,7 +117,12 @@ impl Mount {
         std::fs::create_dir(&src).expect("mkdir src");
         std::fs::create_dir(&mnt).expect("mkdir mnt");
         fill(&src);
-        Mount { dir, src, mnt, child: None }
+        Mount {
+            dir,
+            src,
+            mnt,
+            child: None,
+        }
     }
 
     /// Mounts in the foreground with extra arguments; panics if it is not live within 10 s.
@@ -142,9 +147,16 @@ impl Mount {
         let start = Instant::now();
         while !is_mounted(&self.mnt) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("nifuse exited with {status} before mounting: {}", self.log());
+                panic!(
+                    "nifuse exited with {status} before mounting: {}",
+                    self.log()
+                );
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "not mounted after 10 s: {}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not mounted after 10 s: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         self
@@ -172,7 +184,9 @@ impl Mount {
 
     /// Sends `sig` to the daemon and waits for it to exit; returns whether it exited cleanly.
     pub fn stop_with(&mut self, sig: i32) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         // SAFETY: kill with a pid we spawned and still own (not yet reaped).
         unsafe { libc::kill(child.id() as i32, sig) };
         let start = Instant::now();
@@ -192,7 +206,9 @@ impl Mount {
     /// getfattr -n NAME --only-values PATH
     pub fn getfattr(&self, rel: &str, name: &str) -> String {
         let (ok, out, err) = run(
-            Command::new("getfattr").args(["-n", name, "--only-values"]).arg(self.path(rel)),
+            Command::new("getfattr")
+                .args(["-n", name, "--only-values"])
+                .arg(self.path(rel)),
             Duration::from_secs(10),
         );
         assert!(ok, "getfattr -n {name} {rel}: {err}");
@@ -202,7 +218,9 @@ impl Mount {
     /// setfattr -n NAME -v VALUE PATH; returns (ok, stderr).
     pub fn setfattr(&self, rel: &str, name: &str, value: &str) -> (bool, String) {
         let (ok, _, err) = run(
-            Command::new("setfattr").args(["-n", name, "-v", value]).arg(self.path(rel)),
+            Command::new("setfattr")
+                .args(["-n", name, "-v", value])
+                .arg(self.path(rel)),
             Duration::from_secs(10),
         );
         (ok, err)
@@ -228,7 +246,12 @@ impl Drop for Mount {
 /// `cat PATH` through the kernel, as bytes.
 pub fn cat(path: &Path) -> Vec<u8> {
     let out = Command::new("cat").arg(path).output().expect("cat");
-    assert!(out.status.success(), "cat {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cat {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
