@@ -257,7 +257,34 @@ impl DataFile {
 
     /// Fills `buf` with the decoded bytes at `offset`, or fails with
     /// [`Error::Data`] naming the file and the missing range.
+    ///
+    /// The file's identity is checked before and after: bytes of a file
+    /// rewritten in place since it was opened (or while being read) are never
+    /// served, so one read never mixes two versions.
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_unchanged()?;
+        self.read_unchecked(offset, buf)?;
+        self.check_unchanged()
+    }
+
+    /// Fails with [`Error::Data`] if the open file is no longer the version
+    /// that was opened (size or mtime changed: rewritten in place).
+    fn check_unchanged(&self) -> Result<()> {
+        let meta = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", self.path.display()), e))?;
+        let now = FileIdent::of(&meta);
+        if now.size != self.ident.size || now.mtime_ns != self.ident.mtime_ns {
+            return Err(Error::Data(format!(
+                "{}: changed while open (rewritten in place); reopen the volume to read the new version",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read_unchecked(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset.saturating_add(buf.len() as u64);
         if let Some(gz) = &self.gz {
             let access = self.gzip_access(gz)?;

@@ -7,12 +7,18 @@ use fuser::KernelConfig;
 /// Largest read the daemon asks the kernel to send in one request.
 pub const MAX_REQUEST: u32 = 1 << 20;
 
-/// Asks for large requests (the kernel derives `max_pages` from these) and
-/// for readdirplus, so `ls -l` gets attributes with the listing.
+/// Asks for large requests (the kernel derives `max_pages` from these), for
+/// readdirplus (so `ls -l` gets attributes with the listing) and for kernel
+/// handling of POSIX ACLs (so "no ACL" is cached per inode).
 pub fn kernel_config(config: &mut KernelConfig) {
     let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
     if let Err(missing) = config.add_capabilities(plus) {
         log::info!("kernel lacks {missing:?}; listings use plain readdir");
+    }
+    // With POSIX ACL support the kernel caches "no ACL" per inode, instead of
+    // asking the daemon for system.posix_acl_* on every `ls -l` of every file.
+    if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
+        log::info!("kernel lacks {missing:?}; ACL lookups reach the daemon");
     }
     if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
         let _ = config.set_max_readahead(max);
