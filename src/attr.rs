@@ -30,7 +30,11 @@ pub enum Kind {
 impl Kind {
     /// The kind of a source entry, from its (not followed) metadata.
     pub fn of(meta: &Metadata) -> Kind {
-        let t = meta.file_type();
+        Kind::of_type(&meta.file_type())
+    }
+
+    /// The kind of a file type (as `read_dir` reports it, not followed).
+    pub fn of_type(t: &std::fs::FileType) -> Kind {
         if t.is_dir() {
             Kind::Dir
         } else if t.is_symlink() {

@@ -348,7 +348,7 @@ impl Fs {
             if rel.as_os_str().is_empty() && name == CONTROL_DIR {
                 continue;
             }
-            let kind = item.file_type().map(|t| kind_of_type(&t)).unwrap_or(Kind::File);
+            let kind = item.file_type().map(|t| Kind::of_type(&t)).unwrap_or(Kind::File);
             names.push((name, kind));
         }
         let present: std::collections::HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
@@ -560,24 +560,6 @@ impl Fs {
     }
 }
 
-fn kind_of_type(t: &fs::FileType) -> Kind {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        Kind::Dir
-    } else if t.is_symlink() {
-        Kind::Symlink
-    } else if t.is_fifo() {
-        Kind::Fifo
-    } else if t.is_socket() {
-        Kind::Socket
-    } else if t.is_char_device() {
-        Kind::CharDevice
-    } else if t.is_block_device() {
-        Kind::BlockDevice
-    } else {
-        Kind::File
-    }
-}
 
 /// `bytes[offset..offset+size]`, clamped to the end.
 fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
