@@ -17,11 +17,11 @@ use std::time::{Duration, SystemTime};
 use crate::attr::{self, Attr, Kind};
 use crate::cache::{Caches, Mode};
 use crate::error::{Error, Result};
-use crate::handle::{DirEntry, Handle, Handles, VolumeHandle};
-use crate::image::{self, Image};
+use crate::handle::{Handle, Handles, VolumeHandle};
+use crate::image::Image;
 use crate::registry::Registry;
 use crate::source::pread_full;
-use crate::tree::{CONTROL_DIR, Control, InodeTable, Node, ROOT_INO};
+use crate::tree::{CONTROL_DIR, Control, InodeTable, Node};
 
 /// Settings of one mount.
 #[derive(Clone, Debug)]
@@ -70,9 +70,9 @@ pub struct Opened {
 pub struct Fs {
     root: PathBuf,
     config: Config,
-    inodes: InodeTable,
+    pub(crate) inodes: InodeTable,
     images: Registry,
-    handles: Handles,
+    pub(crate) handles: Handles,
     caches: Caches,
     opened: crate::handle::Versions,
     invalidator: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -168,11 +168,11 @@ impl Fs {
         self.caches.drop_all()
     }
 
-    fn node(&self, ino: u64) -> Result<Node> {
+    pub(crate) fn node(&self, ino: u64) -> Result<Node> {
         self.inodes.node(ino).ok_or_else(|| Error::NotFound(format!("inode {ino}")))
     }
 
-    fn abs(&self, rel: &Path) -> PathBuf {
+    pub(crate) fn abs(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)
     }
 
@@ -184,7 +184,7 @@ impl Fs {
     }
 
     /// The image at `rel`, or ENOENT for a path that is not (or no longer) one.
-    fn image(&self, rel: &Path) -> Result<Arc<Image>> {
+    pub(crate) fn image(&self, rel: &Path) -> Result<Arc<Image>> {
         self.image_at(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
     }
 
@@ -214,7 +214,7 @@ impl Fs {
         }
     }
 
-    fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
+    pub(crate) fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
         let ttl = match node {
             Node::ImageDir(_) | Node::Volume(..) => self.config.volume_ttl,
             Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => self.config.ttl,
@@ -293,139 +293,6 @@ impl Fs {
                 .map_err(|e| Error::io(format!("readlink {}", self.abs(&rel).display()), e)),
             _ => Err(Error::Invalid("not a symlink".into())),
         }
-    }
-
-    /// Opens directory `ino`, fixing its listing for the life of the handle.
-    pub fn opendir(&self, ino: u64) -> Result<u64> {
-        let node = self.node(ino)?;
-        let mut entries = vec![
-            DirEntry { ino, name: ".".into(), kind: Kind::Dir },
-            DirEntry { ino: self.parent_ino(&node), name: "..".into(), kind: Kind::Dir },
-        ];
-        match &node {
-            Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
-            Node::ImageDir(rel) => {
-                let image = self.image(rel)?;
-                for k in 0..image.layout.n_vols() {
-                    let name = image.volume_name(k);
-                    let ino = self.inodes.ino(&Node::Volume(rel.clone(), k));
-                    entries.push(DirEntry { ino, name: name.into(), kind: Kind::File });
-                }
-            }
-            Node::ControlDir => {
-                for c in Control::ALL {
-                    let ino = self.inodes.ino(&Node::ControlFile(c));
-                    entries.push(DirEntry { ino, name: c.name().into(), kind: Kind::File });
-                }
-            }
-            Node::Volume(..) | Node::ControlFile(_) => {
-                return Err(Error::NotDir(format!("inode {ino}")));
-            }
-        }
-        Ok(self.handles.insert(Handle::Dir(entries)))
-    }
-
-    fn parent_ino(&self, node: &Node) -> u64 {
-        let parent = match node {
-            Node::Mirror(rel) | Node::ImageDir(rel) => match rel.parent() {
-                Some(p) => Node::Mirror(p.to_path_buf()),
-                None => return ROOT_INO,
-            },
-            Node::Volume(rel, _) => Node::ImageDir(rel.clone()),
-            Node::ControlDir => return ROOT_INO,
-            Node::ControlFile(_) => Node::ControlDir,
-        };
-        self.inodes.ino(&parent)
-    }
-
-    fn list_mirror(&self, rel: &Path, out: &mut Vec<DirEntry>) -> Result<()> {
-        let abs = self.abs(rel);
-        let iter = fs::read_dir(&abs).map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
-        let mut names = Vec::new();
-        for item in iter {
-            let item = item.map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
-            let name = item.file_name();
-            if rel.as_os_str().is_empty() && name == CONTROL_DIR {
-                continue;
-            }
-            let kind = item.file_type().map(|t| Kind::of_type(&t)).unwrap_or(Kind::File);
-            names.push((name, kind));
-        }
-        let present: std::collections::HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
-        for (name, kind) in names {
-            let child = rel.join(&name);
-            let is_candidate = matches!(kind, Kind::File | Kind::Symlink)
-                && name.to_str().and_then(image::name_kind).is_some();
-            let ino = self.inodes.ino(&Node::Mirror(child.clone()));
-            out.push(DirEntry { ino, name: name.clone(), kind });
-            if !is_candidate {
-                continue;
-            }
-            let mut dname = name.clone();
-            dname.push(".d");
-            if present.contains(&dname) || self.image_at(&child).is_none() {
-                continue;
-            }
-            let ino = self.inodes.ino(&Node::ImageDir(child));
-            out.push(DirEntry { ino, name: dname, kind: Kind::Dir });
-        }
-        if rel.as_os_str().is_empty() {
-            let ino = self.inodes.ino(&Node::ControlDir);
-            out.push(DirEntry { ino, name: CONTROL_DIR.into(), kind: Kind::Dir });
-        }
-        Ok(())
-    }
-
-    /// The entries of open directory `fh` from position `offset` on. Entry
-    /// `i` of the result has position `offset + i + 1` for the next call.
-    pub fn readdir(&self, fh: u64, offset: u64) -> Result<Vec<DirEntry>> {
-        let mut out = Vec::new();
-        self.readdir_with(fh, offset, &mut |e| {
-            out.push(e.clone());
-            false
-        })?;
-        Ok(out)
-    }
-
-    /// Hands the entries of open directory `fh` from position `offset` on to
-    /// `add`, until it returns true (the caller's buffer is full).
-    pub fn readdir_with(&self, fh: u64, offset: u64, add: &mut dyn FnMut(&DirEntry) -> bool) -> Result<()> {
-        match &*self.handles.get(fh)? {
-            Handle::Dir(entries) => {
-                let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-                for e in entries.iter().skip(skip) {
-                    if add(e) {
-                        break;
-                    }
-                }
-                Ok(())
-            }
-            _ => Err(Error::NotDir(format!("handle {fh}"))),
-        }
-    }
-
-    /// Like [`Fs::readdir_with`], with each entry's attributes (readdirplus).
-    /// Every entry `add` accepts (returns false for) counts as a kernel
-    /// lookup, except `.` and `..`; entries that vanished are skipped.
-    pub fn readdirplus_with(
-        &self,
-        fh: u64,
-        offset: u64,
-        add: &mut dyn FnMut(u64, &DirEntry, &Entry) -> bool,
-    ) -> Result<()> {
-        let mut pos = offset;
-        self.readdir_with(fh, offset, &mut |e| {
-            pos += 1;
-            let Some(node) = self.inodes.node(e.ino) else { return false };
-            let Ok(entry) = self.entry(e.ino, &node) else { return false };
-            if add(pos, e, &entry) {
-                return true;
-            }
-            if e.name != "." && e.name != ".." {
-                self.inodes.lookup(&node);
-            }
-            false
-        })
     }
 
     /// Closes handle `fh` (file or directory).

@@ -22,6 +22,7 @@ pub mod handle;
 pub mod image;
 pub mod index_cmd;
 pub mod info;
+pub mod listing;
 pub mod logging;
 pub mod mount;
 pub mod nifti;
