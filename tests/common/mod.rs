@@ -4,6 +4,9 @@
 //! Mounts need root and /dev/fuse (CI has both); a test that cannot mount fails.
 #![allow(dead_code)]
 
+pub mod corefs;
+pub mod json;
+
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
