@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use memmap2::MmapMut;
@@ -28,6 +28,10 @@ use crate::image::Image;
 
 /// Bytes per cache chunk.
 pub const CHUNK: u64 = 4 << 20;
+
+/// Fills running at once: more would only compete for the cores, and each
+/// running fill holds a chunk beyond the budget while it is being read.
+pub const MAX_FILLS: usize = 2;
 
 /// How reads treat an image's cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,12 +217,13 @@ pub struct Caches {
     default_mode: Mode,
     budget: u64,
     state: Mutex<State>,
+    fills: Arc<AtomicUsize>,
 }
 
 impl Caches {
     /// Caches with `default_mode` for every image and `budget` bytes in all.
     pub fn new(default_mode: Mode, budget: u64) -> Caches {
-        Caches { default_mode, budget, state: Mutex::new(State::default()) }
+        Caches { default_mode, budget, state: Mutex::new(State::default()), fills: Arc::new(AtomicUsize::new(0)) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -328,14 +333,23 @@ impl Caches {
             }
             return None;
         }
+        // Too many fills running: serve this read from the source; a later
+        // read starts the fill.
+        if self.fills.fetch_add(1, Ordering::AcqRel) >= MAX_FILLS {
+            self.fills.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
         let cache = Arc::new(ImageCache::new(image.clone()));
         slot.cache = Some(cache.clone());
         Self::evict(state, path, self.budget);
         let filler = cache.clone();
-        let spawned = std::thread::Builder::new()
-            .name("nifuse-fill".into())
-            .spawn(move || filler.fill());
+        let fills = self.fills.clone();
+        let spawned = std::thread::Builder::new().name("nifuse-fill".into()).spawn(move || {
+            filler.fill();
+            fills.fetch_sub(1, Ordering::AcqRel);
+        });
         if let Err(e) = spawned {
+            self.fills.fetch_sub(1, Ordering::AcqRel);
             log::warn!("{}: cannot start a cache fill thread: {e}", image.name);
             if let Some(slot) = state.slots.get_mut(path) {
                 slot.cache = None;

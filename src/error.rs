@@ -37,6 +37,10 @@ pub enum Error {
     /// The caller may not do this (control files belong to the mount's owner).
     #[error("{0}: permission denied")]
     Access(String),
+    /// An inode of an older version of a source file: the kernel looks the
+    /// name up again and gets the current version.
+    #[error("{0}: the source changed; look it up again")]
+    Stale(String),
     /// Voxel bytes that cannot be served: truncated source, corrupt gzip stream.
     #[error("{0}")]
     Data(String),
@@ -69,6 +73,7 @@ impl Error {
             Error::Range(_) => libc::ERANGE,
             Error::BadHandle(_) => libc::EBADF,
             Error::Access(_) => libc::EACCES,
+            Error::Stale(_) => libc::ESTALE,
             Error::Data(_) => libc::EIO,
             Error::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
@@ -77,7 +82,9 @@ impl Error {
     /// How loudly a failed request should be logged.
     pub fn log_level(&self) -> log::Level {
         match self {
-            Error::NotFound(_) | Error::NoAttr(_) | Error::Range(_) => log::Level::Debug,
+            Error::NotFound(_) | Error::NoAttr(_) | Error::Range(_) | Error::Stale(_) => {
+                log::Level::Debug
+            }
             Error::NotDir(_)
             | Error::IsDir(_)
             | Error::ReadOnly(_)

@@ -46,6 +46,20 @@ pub struct Config {
     pub gid: u32,
 }
 
+/// What the kernel is told to forget when a source file changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidate {
+    /// Cached attributes and pages of an inode.
+    Inode(u64),
+    /// A name in a directory (so the next path walk looks it up again).
+    Entry {
+        /// The directory's inode.
+        parent: u64,
+        /// The name.
+        name: std::ffi::OsString,
+    },
+}
+
 /// A looked-up entry: its attributes and how long the kernel may keep them.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -74,8 +88,7 @@ pub struct Fs {
     images: Registry,
     pub(crate) handles: Handles,
     caches: Caches,
-    opened: crate::handle::Versions,
-    invalidator: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    invalidator: std::sync::OnceLock<Box<dyn Fn(Invalidate) + Send + Sync>>,
     started: SystemTime,
 }
 
@@ -92,7 +105,6 @@ impl Fs {
             config,
             inodes: InodeTable::new(),
             handles: Handles::default(),
-            opened: Default::default(),
             invalidator: std::sync::OnceLock::new(),
             started: SystemTime::now(),
         })
@@ -111,33 +123,47 @@ impl Fs {
     /// The image at source path `rel`, if it is one (re-parsed if it changed).
     ///
     /// When the source changed since the last look, the kernel is told to
-    /// drop what it cached of the old version's `NAME.d` and volumes.
+    /// forget the name `NAME.d` (whose inode belongs to the old version) and
+    /// the attributes of `NAME`.
     pub fn image_at(&self, rel: &Path) -> Option<Arc<Image>> {
         let before = self.images.known(rel);
         let now = self.images.get(rel);
         if let Some(old) = &before {
             if now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new)) {
-                self.invalidate_image(rel, old);
+                self.invalidate_image(rel);
             }
         }
         now
     }
 
-    /// Sets how the kernel is told to forget cached attributes and pages of
-    /// an inode (the FUSE adapter's notifier; absent in tests without a mount).
-    pub fn set_invalidator(&self, f: Box<dyn Fn(u64) + Send + Sync>) {
+    /// Sets how the kernel is told to forget what it cached (the FUSE
+    /// adapter's notifier; absent in tests without a mount).
+    pub fn set_invalidator(&self, f: Box<dyn Fn(Invalidate) + Send + Sync>) {
         let _ = self.invalidator.set(f);
     }
 
-    fn invalidate_image(&self, rel: &Path, old: &Image) {
+    fn invalidate_image(&self, rel: &Path) {
         let Some(notify) = self.invalidator.get() else { return };
-        let nodes = std::iter::once(Node::ImageDir(rel.to_path_buf()))
-            .chain((0..old.layout.n_vols()).map(|k| Node::Volume(rel.to_path_buf(), k)));
-        for node in nodes {
-            if let Some(ino) = self.inodes.existing(&node) {
-                notify(ino);
-            }
+        let parent = Node::Mirror(rel.parent().map(Path::to_path_buf).unwrap_or_default());
+        let (Some(parent), Some(name)) = (self.inodes.existing(&parent), rel.file_name()) else {
+            return;
+        };
+        let mut dname = name.to_os_string();
+        dname.push(".d");
+        notify(Invalidate::Entry { parent, name: dname });
+        if let Some(ino) = self.inodes.existing(&Node::Mirror(rel.to_path_buf())) {
+            notify(Invalidate::Inode(ino));
         }
+    }
+
+    /// The current image at `rel` if it is version `version`, else ESTALE
+    /// (the node belongs to an older version of the file).
+    fn image_version(&self, rel: &Path, version: u64) -> Result<Arc<Image>> {
+        let image = self.image(rel)?;
+        if image.version != version {
+            return Err(Error::Stale(rel.display().to_string()));
+        }
+        Ok(image)
     }
 
     /// The cache mode of the image at `rel`.
@@ -193,12 +219,12 @@ impl Fs {
         let (uid, gid, t) = (self.config.uid, self.config.gid, self.started);
         match node {
             Node::Mirror(rel) => Ok(attr::mirror(ino, &self.lstat(rel)?)),
-            Node::ImageDir(rel) => {
-                let image = self.image(rel)?;
+            Node::ImageDir(rel, v) => {
+                let image = self.image_version(rel, *v)?;
                 Ok(attr::image_dir(ino, &image.header_meta))
             }
-            Node::Volume(rel, k) => {
-                let image = self.image(rel)?;
+            Node::Volume(rel, k, v) => {
+                let image = self.image_version(rel, *v)?;
                 if *k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
@@ -216,7 +242,7 @@ impl Fs {
 
     pub(crate) fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
         let ttl = match node {
-            Node::ImageDir(_) | Node::Volume(..) => self.config.volume_ttl,
+            Node::ImageDir(..) | Node::Volume(..) => self.config.volume_ttl,
             Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => self.config.ttl,
         };
         Ok(Entry { attr: self.attr_of(ino, node)?, ttl })
@@ -239,13 +265,13 @@ impl Fs {
                 }
                 let image_name = name.to_str().and_then(|n| n.strip_suffix(".d")).ok_or_else(missing)?;
                 let image_rel = dir.join(image_name);
-                self.image_at(&image_rel).ok_or_else(missing)?;
-                Ok(Node::ImageDir(image_rel))
+                let image = self.image_at(&image_rel).ok_or_else(missing)?;
+                Ok(Node::ImageDir(image_rel, image.version))
             }
-            Node::ImageDir(rel) => {
-                let image = self.image(rel)?;
+            Node::ImageDir(rel, v) => {
+                let image = self.image_version(rel, *v)?;
                 let k = name.to_str().and_then(|n| image.parse_volume_name(n)).ok_or_else(missing)?;
-                Ok(Node::Volume(rel.clone(), k))
+                Ok(Node::Volume(rel.clone(), k, *v))
             }
             Node::ControlDir => {
                 let c = name.to_str().and_then(Control::from_name).ok_or_else(missing)?;
@@ -264,6 +290,20 @@ impl Fs {
         let entry = self.entry(ino, &node)?;
         self.inodes.lookup(&node);
         Ok(entry)
+    }
+
+    /// The attributes of inode `ino` as seen through open handle `fh`: an
+    /// open volume keeps the attributes of the version it opened, even after
+    /// the source changed (where a path lookup would give ESTALE).
+    pub fn getattr_open(&self, ino: u64, fh: Option<u64>) -> Result<Entry> {
+        if let Some(handle) = fh.and_then(|fh| self.handles.get(fh).ok()) {
+            if let Handle::Volume(v) = &*handle {
+                let size = v.image.layout.vol_file_size();
+                let attr = attr::volume(ino, &v.image.header_meta, size);
+                return Ok(Entry { attr, ttl: self.config.volume_ttl });
+            }
+        }
+        self.getattr(ino)
     }
 
     /// The attributes of inode `ino`.
@@ -330,16 +370,15 @@ impl Fs {
                     .map_err(|e| Error::io(format!("opening {}", abs.display()), e))?;
                 Ok(plain(self.handles.insert(Handle::File(file))))
             }
-            Node::Volume(rel, k) => {
-                let image = self.image(&rel)?;
+            Node::Volume(rel, k, v) => {
+                let image = self.image_version(&rel, v)?;
                 if k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
-                // The kernel may keep cached pages only if they came from this
-                // version of the source.
-                let keep_cache = self.opened.same_as_last(&rel, image.data.ident());
+                // An inode always shows one version of the source, so the
+                // kernel may keep its cached pages across opens.
                 let fh = self.handles.insert(Handle::Volume(VolumeHandle::new(image, k)));
-                Ok(Opened { fh, direct_io: false, keep_cache })
+                Ok(Opened { fh, direct_io: false, keep_cache: true })
             }
             Node::ControlFile(Control::Stats) => {
                 let fh = self.handles.insert(Handle::Stats(self.stats_json().into_bytes()));
@@ -349,7 +388,7 @@ impl Fs {
                 let fh = self.handles.insert(Handle::DropCaches);
                 Ok(Opened { fh, direct_io: true, keep_cache: false })
             }
-            Node::ImageDir(rel) => Err(Error::IsDir(format!("{}.d", rel.display()))),
+            Node::ImageDir(rel, _) => Err(Error::IsDir(format!("{}.d", rel.display()))),
             Node::ControlDir => Err(Error::IsDir(CONTROL_DIR.into())),
         }
     }

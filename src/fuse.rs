@@ -16,7 +16,7 @@ use fuser::{
 
 use crate::attr::{Attr, Kind};
 use crate::error::Error;
-use crate::fs::Fs;
+use crate::fs::{Fs, Invalidate};
 use crate::xattr::XattrValue;
 
 /// The fuser adapter around the core filesystem.
@@ -34,18 +34,22 @@ impl FuseFs {
 /// Tells the kernel, from a thread of its own (never from inside a request),
 /// to drop cached attributes and pages of the inodes `fs` reports changed.
 pub fn start_invalidator(fs: &Fs, notifier: fuser::Notifier) -> std::io::Result<()> {
-    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let (tx, rx) = std::sync::mpsc::channel::<Invalidate>();
     std::thread::Builder::new().name("nifuse-inval".into()).spawn(move || {
-        for ino in rx {
-            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
-                log::debug!("invalidating inode {ino}: {e}");
+        for what in rx {
+            let result = match &what {
+                Invalidate::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+                Invalidate::Entry { parent, name } => notifier.inval_entry(INodeNo(*parent), name),
+            };
+            if let Err(e) = result {
+                log::debug!("invalidating {what:?}: {e}");
             }
         }
     })?;
     let tx = std::sync::Mutex::new(tx);
-    fs.set_invalidator(Box::new(move |ino| {
+    fs.set_invalidator(Box::new(move |what| {
         if let Ok(tx) = tx.lock() {
-            let _ = tx.send(ino);
+            let _ = tx.send(what);
         }
     }));
     Ok(())
@@ -118,8 +122,8 @@ impl Filesystem for FuseFs {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(ino.0) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr_open(ino.0, fh.map(|f| f.0)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(errno("getattr", e)),
         }

@@ -15,6 +15,9 @@ use crate::attr::Kind;
 use crate::error::{Error, Result};
 use crate::image::Image;
 
+/// The largest compressed-source volume an open handle decodes and keeps whole.
+pub const DECODE_WHOLE_LIMIT: u64 = 256 << 20;
+
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
@@ -28,7 +31,8 @@ pub struct DirEntry {
 
 /// An open volume file: the image version it was opened on, and for
 /// compressed sources the decoded volume, kept so that the kernel's many
-/// small reads of one volume decode it once.
+/// small reads of one volume decode it once (volumes up to
+/// [`DECODE_WHOLE_LIMIT`]; larger ones are decoded per request).
 pub struct VolumeHandle {
     /// The image, as it was when the volume was opened.
     pub image: Arc<Image>,
@@ -52,9 +56,11 @@ impl VolumeHandle {
         let range = self.image.layout.vol_source_range(self.k).ok_or_else(|| {
             Error::NotFound(format!("{}: volume {}", self.image.name, self.k))
         })?;
-        let len = usize::try_from(range.end - range.start)
-            .map_err(|_| Error::Data(format!("{}: volume too large for memory", self.image.name)))?;
-        let mut buf = vec![0u8; len];
+        let too_big = || Error::Data(format!("{}: volume {} is too large to hold in memory", self.image.name, self.k));
+        let len = usize::try_from(range.end - range.start).map_err(|_| too_big())?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(len).map_err(|_| too_big())?;
+        buf.resize(len, 0);
         self.image.data.read_exact_at(range.start, &mut buf)?;
         let bytes = Arc::new(buf);
         *slot = Some(bytes.clone());
@@ -113,21 +119,5 @@ impl Handles {
     /// Whether any open volume handle belongs to an image for which `pred` holds.
     pub fn any_volume(&self, pred: impl Fn(&VolumeHandle) -> bool) -> bool {
         self.lock().values().any(|h| matches!(&**h, Handle::Volume(v) if pred(v)))
-    }
-}
-
-/// The version of each image whose volumes were last opened, so that pages the
-/// kernel cached from an older version are not kept.
-#[derive(Default)]
-pub struct Versions {
-    last: Mutex<HashMap<std::path::PathBuf, crate::source::FileIdent>>,
-}
-
-impl Versions {
-    /// Records `ident` as the version of `path` being opened; true if it is the
-    /// same version as last time.
-    pub fn same_as_last(&self, path: &std::path::Path, ident: crate::source::FileIdent) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.insert(path.to_path_buf(), ident) == Some(ident)
     }
 }

@@ -16,6 +16,10 @@ use crate::source::{self, DataFile, FileIdent};
 /// The largest header-plus-extensions block nifuse reads to parse an image.
 const MAX_HEAD: u64 = 64 << 20;
 
+/// The most volumes one image may have: more would make a `NAME.d` listing
+/// (and the per-volume index bookkeeping) unreasonably large.
+pub const MAX_VOLUMES: u64 = 1 << 20;
+
 /// How a file name marks a NIfTI image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameKind {
@@ -73,6 +77,9 @@ pub struct Image {
     pub layout: ImageLayout,
     /// The file holding the voxels (the image itself, or the pair's `.img`).
     pub data: DataFile,
+    /// Which version of the source this is, within one mount (set by the
+    /// registry; part of the inode identity of `NAME.d` and its volumes).
+    pub version: u64,
 }
 
 impl Image {
@@ -139,6 +146,12 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
     let gzip = source::is_gzip(&file).map_err(|e| reason(&e))?;
     let pair = kind == NameKind::PairHeader;
     let layout = parse_head(&file, gzip, pair).map_err(|e| reason(&e))?;
+    if layout.n_vols() > MAX_VOLUMES {
+        return Err(NotImage::Reason(format!(
+            "{} volumes is more than nifuse lists ({MAX_VOLUMES}); check dim[4..7]",
+            layout.n_vols()
+        )));
+    }
     if layout.dtype().code == 1 {
         return Err(NotImage::Reason(
             "datatype 1 (binary, 1 bit per voxel) has no volume files".into(),
@@ -169,6 +182,7 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
         header_meta: meta,
         layout,
         data,
+        version: 0,
     })
 }
 

@@ -25,11 +25,14 @@ impl Fs {
         ];
         match &node {
             Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
-            Node::ImageDir(rel) => {
+            Node::ImageDir(rel, v) => {
                 let image = self.image(rel)?;
+                if image.version != *v {
+                    return Err(Error::Stale(rel.display().to_string()));
+                }
                 for k in 0..image.layout.n_vols() {
                     let name = image.volume_name(k);
-                    let ino = self.inodes.ino(&Node::Volume(rel.clone(), k));
+                    let ino = self.inodes.ino(&Node::Volume(rel.clone(), k, *v));
                     entries.push(DirEntry { ino, name: name.into(), kind: Kind::File });
                 }
             }
@@ -48,11 +51,11 @@ impl Fs {
 
     fn parent_ino(&self, node: &Node) -> u64 {
         let parent = match node {
-            Node::Mirror(rel) | Node::ImageDir(rel) => match rel.parent() {
+            Node::Mirror(rel) | Node::ImageDir(rel, _) => match rel.parent() {
                 Some(p) => Node::Mirror(p.to_path_buf()),
                 None => return ROOT_INO,
             },
-            Node::Volume(rel, _) => Node::ImageDir(rel.clone()),
+            Node::Volume(rel, _, v) => Node::ImageDir(rel.clone(), *v),
             Node::ControlDir => return ROOT_INO,
             Node::ControlFile(_) => Node::ControlDir,
         };
@@ -84,10 +87,11 @@ impl Fs {
             }
             let mut dname = name.clone();
             dname.push(".d");
-            if present.contains(&dname) || self.image_at(&child).is_none() {
+            if present.contains(&dname) {
                 continue;
             }
-            let ino = self.inodes.ino(&Node::ImageDir(child));
+            let Some(image) = self.image_at(&child) else { continue };
+            let ino = self.inodes.ino(&Node::ImageDir(child, image.version));
             out.push(DirEntry { ino, name: dname, kind: Kind::Dir });
         }
         if rel.as_os_str().is_empty() {

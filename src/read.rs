@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::cache::Caches;
 use crate::error::{Error, Result};
-use crate::handle::VolumeHandle;
+use crate::handle::{DECODE_WHOLE_LIMIT, VolumeHandle};
 
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -54,7 +54,7 @@ pub fn read_volume(
             sink(buf);
             return Ok(());
         }
-        if v.image.data.is_gzip() {
+        if v.image.data.is_gzip() && layout.vol_bytes() <= DECODE_WHOLE_LIMIT {
             let vol_start = layout.vol_source_range(v.k).map_or(0, |r| r.start);
             let decoded = v.decoded()?;
             let from = usize::try_from(plan.data.start - vol_start).unwrap_or(usize::MAX);

@@ -37,12 +37,22 @@ pub struct Registry {
     /// burst (`ls -l` of a thousand volumes) share one stat.
     recheck: Duration,
     slots: Mutex<HashMap<PathBuf, Slot>>,
+    versions: std::sync::atomic::AtomicU64,
+    /// NIfTI-named entries that are not regular files inside SOURCE, already logged.
+    logged: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl Registry {
     /// A registry of the images under the canonical directory `root`.
     pub fn new(root: PathBuf, index_dir: Option<PathBuf>, recheck: Duration) -> Registry {
-        Registry { root, index_dir, recheck, slots: Mutex::new(HashMap::new()) }
+        Registry {
+            root,
+            index_dir,
+            recheck,
+            slots: Mutex::new(HashMap::new()),
+            versions: std::sync::atomic::AtomicU64::new(1),
+            logged: Mutex::new(std::collections::HashSet::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Slot>> {
@@ -50,15 +60,30 @@ impl Registry {
     }
 
     /// The file an image path refers to: itself, or the target of a symlink
-    /// that stays inside SOURCE.
+    /// that stays inside SOURCE. A NIfTI-named entry that is neither is
+    /// logged once, with the reason it has no `.d`.
     fn resolve(&self, rel: &Path) -> Option<PathBuf> {
         let abs = self.root.join(rel);
         let meta = fs::symlink_metadata(&abs).ok()?;
-        if meta.file_type().is_symlink() {
-            let target = fs::canonicalize(&abs).ok()?;
-            return target.starts_with(&self.root).then_some(target);
+        let why = if meta.file_type().is_symlink() {
+            match fs::canonicalize(&abs) {
+                Ok(target) if target.starts_with(&self.root) && target.is_file() => return Some(target),
+                Ok(target) if target.starts_with(&self.root) => "a symlink to something that is not a regular file".to_string(),
+                Ok(target) => format!("a symlink that leads out of SOURCE (to {})", target.display()),
+                Err(e) => format!("a symlink that cannot be followed ({e})"),
+            }
+        } else if meta.is_file() {
+            return Some(abs);
+        } else if meta.is_dir() {
+            "a directory".to_string()
+        } else {
+            "not a regular file (FIFO, socket or device)".to_string()
+        };
+        let first = self.logged.lock().unwrap_or_else(|p| p.into_inner()).insert(rel.to_path_buf());
+        if first {
+            log::info!("{}: shown as it is, without .d: {why}", rel.display());
         }
-        meta.is_file().then_some(abs)
+        None
     }
 
     /// The image at `rel` (relative to SOURCE), if it is one.
@@ -80,7 +105,10 @@ impl Registry {
             }
         }
         let image = match image::probe(&path, name, self.index_dir.as_deref()) {
-            Ok(img) => Some(Arc::new(img)),
+            Ok(mut img) => {
+                img.version = self.versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(Arc::new(img))
+            }
             Err(NotImage::Quiet) => None,
             Err(NotImage::Reason(why)) => {
                 log::warn!("{name}: shown as a plain file, not as an image: {why}");

@@ -52,10 +52,12 @@ impl Control {
 pub enum Node {
     /// A directory, file or symlink of SOURCE at this relative path ("" is the root).
     Mirror(PathBuf),
-    /// `NAME.d` of the image at this relative path.
-    ImageDir(PathBuf),
-    /// Volume `k` of the image at this relative path.
-    Volume(PathBuf, u64),
+    /// `NAME.d` of version `v` of the image at this relative path. Each new
+    /// version of a source file gets new inodes, so the kernel never mixes
+    /// cached pages of two versions.
+    ImageDir(PathBuf, u64),
+    /// Volume `k` of version `v` of the image at this relative path: `(path, k, v)`.
+    Volume(PathBuf, u64, u64),
     /// The `.nifuse` directory.
     ControlDir,
     /// A file in `.nifuse`.
@@ -66,7 +68,7 @@ impl Node {
     /// The relative path of the image this node belongs to, if any.
     pub fn image_path(&self) -> Option<&Path> {
         match self {
-            Node::ImageDir(p) | Node::Volume(p, _) => Some(p),
+            Node::ImageDir(p, _) | Node::Volume(p, ..) => Some(p),
             Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => None,
         }
     }
@@ -74,7 +76,7 @@ impl Node {
     /// The source path whose references this node counts toward.
     fn source_path(&self) -> Option<&Path> {
         match self {
-            Node::Mirror(p) | Node::ImageDir(p) | Node::Volume(p, _) => Some(p),
+            Node::Mirror(p) | Node::ImageDir(p, _) | Node::Volume(p, ..) => Some(p),
             Node::ControlDir | Node::ControlFile(_) => None,
         }
     }
@@ -196,11 +198,12 @@ mod tests {
     fn numbers_are_stable_and_distinct() {
         let t = InodeTable::new();
         let a = t.ino(&Node::Mirror("a".into()));
-        let b = t.ino(&Node::Volume("a".into(), 3));
+        let b = t.ino(&Node::Volume("a".into(), 3, 1));
         assert_ne!(a, b);
         assert_ne!(a, ROOT_INO);
         assert_eq!(t.ino(&Node::Mirror("a".into())), a);
-        assert_eq!(t.node(b), Some(Node::Volume("a".into(), 3)));
+        assert_eq!(t.node(b), Some(Node::Volume("a".into(), 3, 1)));
+        assert_ne!(t.ino(&Node::Volume("a".into(), 3, 2)), b, "a new version is a new inode");
         assert_eq!(t.node(ROOT_INO), Some(Node::Mirror(PathBuf::new())));
         assert_eq!(t.node(0), None);
         assert_eq!(t.node(999), None);
@@ -209,8 +212,8 @@ mod tests {
     #[test]
     fn forgetting_the_last_lookup_reports_the_node() {
         let t = InodeTable::new();
-        let v = Node::Volume("img.nii".into(), 0);
-        let d = Node::ImageDir("img.nii".into());
+        let v = Node::Volume("img.nii".into(), 0, 1);
+        let d = Node::ImageDir("img.nii".into(), 1);
         let ino = t.lookup(&v);
         t.lookup(&v);
         let dino = t.lookup(&d);

@@ -47,7 +47,7 @@ impl Fs {
     fn xattr_image(&self, ino: u64) -> Result<Option<(PathBuf, Arc<Image>)>> {
         let node = self.node_of(ino)?;
         let rel = match node {
-            Node::Mirror(rel) | Node::ImageDir(rel) => rel,
+            Node::Mirror(rel) | Node::ImageDir(rel, _) => rel,
             Node::Volume(..) | Node::ControlDir | Node::ControlFile(_) => return Ok(None),
         };
         Ok(self.image_at(&rel).map(|img| (rel, img)))

@@ -192,17 +192,23 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
     let new_vol = 8 * 8 * 8 * 2;
     fs::write(s.dir().join("a.nii"), &new).unwrap();
     assert_eq!(f.getattr(ai).unwrap().attr.size, new.len() as u64);
+    // Inodes of the old version are stale: the kernel looks the names up again.
+    assert_eq!(errno(f.getattr(v2)), libc::ESTALE, "an inode of the old version");
+    assert_eq!(errno(f.open(v5, libc::O_RDONLY)), libc::ESTALE);
+    assert_eq!(errno(f.lookup(ad, OsStr::new("vol_0002.nii"))), libc::ESTALE);
+    let ad = walk(&f, "a.nii.d");
+    let v2_old = v2;
+    let v2 = walk(&f, "a.nii.d/vol_0002.nii");
+    assert_ne!(v2, v2_old, "a new version gets new inodes");
     assert_eq!(f.getattr(v2).unwrap().attr.size, (352 + new_vol) as u64, "new volume size");
-    assert_eq!(errno(f.getattr(v5)), libc::ENOENT, "volume 5 is gone");
-    assert_eq!(errno(f.lookup(ad, OsStr::new("vol_0005.nii"))), libc::ENOENT);
-    assert_eq!(errno(f.open(v5, libc::O_RDONLY)), libc::ENOENT);
+    assert_eq!(errno(f.lookup(ad, OsStr::new("vol_0005.nii"))), libc::ENOENT, "volume 5 is gone");
     assert!(!f.in_memory(Path::new("a.nii")), "the old version's cache is not the new one's");
     assert_eq!(
         names(&list(&f, ad)),
         [".", "..", "vol_0000.nii", "vol_0001.nii", "vol_0002.nii"]
     );
     assert_eq!(xattr(&f, ai, "user.nifti.shape"), "8,8,8,3");
-    assert_eq!(f.lookup(ad, OsStr::new("vol_0002.nii")).unwrap().attr.ino, v2, "same name, same inode");
+    assert_eq!(f.lookup(ad, OsStr::new("vol_0002.nii")).unwrap().attr.ino, v2, "stable while unchanged");
     let whole = expected_volume(&new, new_vol, 2);
     check_reads(&f, v2, &whole, "rewritten a.nii vol 2");
     assert_eq!(read_all(&f, v2), whole);
@@ -214,6 +220,8 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
     let tmp = s.tmp.path().join("staging.nii.gz");
     fs::write(&tmp, gzip(&newer)).unwrap();
     fs::rename(&tmp, s.dir().join("a.nii")).unwrap();
+    assert_eq!(errno(f.getattr(v2)), libc::ESTALE);
+    let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     assert_eq!(f.getattr(v2).unwrap().attr.size, (352 + VOL) as u64);
     assert_eq!(read_all(&f, v2), expected_volume(&newer, VOL, 2));
     assert_eq!(read_all(&f, walk(&f, "a.nii.d/vol_0003.nii")), expected_volume(&newer, VOL, 3));
@@ -232,7 +240,10 @@ fn an_open_volume_keeps_reading_its_version_after_a_replace() {
     let tmp = s.tmp.path().join("staging.nii");
     fs::write(&tmp, &new).unwrap();
     fs::rename(&tmp, s.dir().join("a.nii")).unwrap();
-    let new_fh = f.open(v2, libc::O_RDONLY).unwrap().fh;
+    assert_eq!(errno(f.open(v2, libc::O_RDONLY)), libc::ESTALE, "the old inode");
+    // The open handle keeps its version's attributes (fstat).
+    assert_eq!(f.getattr_open(v2, Some(old_fh)).unwrap().attr.size, (352 + VOL) as u64);
+    let new_fh = f.open(walk(&f, "a.nii.d/vol_0002.nii"), libc::O_RDONLY).unwrap().fh;
     assert_eq!(f.read(new_fh, 0, 1 << 20).unwrap(), expected_volume(&new, VOL, 2));
     assert_eq!(f.read(old_fh, 0, 1 << 20).unwrap(), expected_volume(&old, VOL, 2), "no mix of versions");
     f.release(old_fh);
@@ -253,6 +264,7 @@ fn a_stale_handle_does_not_replace_the_current_cache() {
     let tmp = s.tmp.path().join("staging.nii");
     fs::write(&tmp, &new).unwrap();
     fs::rename(&tmp, s.dir().join("a.nii")).unwrap();
+    let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     assert_eq!(read_all(&f, v2), expected_volume(&new, VOL, 2));
     assert!(f.in_memory(Path::new("a.nii")), "new version cached");
 
