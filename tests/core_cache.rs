@@ -340,8 +340,13 @@ fn uncache_during_a_fill_does_not_hang_readers() {
             assert_eq!(got, &data2[n - 100..]);
         }
     });
-    // Drop the cache while (most likely) still filling.
-    std::thread::sleep(Duration::from_millis(1));
+    // Drop the cache once the reader has started its fill (most likely still
+    // filling; if the fill already finished, uncache drops the full cache).
+    let start = std::time::Instant::now();
+    while c.stats().iter().all(|r| r.path != Path::new("big.nii") || r.state == "empty") {
+        assert!(start.elapsed() < Duration::from_secs(20), "the reader never started a fill");
+        std::thread::sleep(Duration::from_micros(200));
+    }
     c.uncache(Path::new("big.nii"));
     within(20, "reader of a cancelled fill", move || reader.join().expect("reader"));
     assert!(!c.in_memory(Path::new("big.nii"), &img));

@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target `header`: see `tests/fuzz_checks/mod.rs` (`check_header`) for the invariants.
+
+#[path = "../../tests/fuzz_checks/mod.rs"]
+mod fuzz_checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::check_header(data));
