@@ -110,11 +110,6 @@ impl Fs {
         })
     }
 
-    /// The canonical source directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The node numbered `ino`.
     pub fn node_of(&self, ino: u64) -> Result<Node> {
         self.node(ino)
@@ -465,7 +460,6 @@ impl Fs {
         crate::stats::render(&self.images.all(), &self.caches)
     }
 }
-
 
 /// `bytes[offset..offset+size]`, clamped to the end.
 fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {

@@ -68,8 +68,6 @@ pub struct Image {
     pub name: String,
     /// Its header file (the image itself for single files).
     pub header_path: PathBuf,
-    /// Identity of the header file when parsed.
-    pub header_ident: FileIdent,
     /// The header file's metadata when parsed (owner, mode and times of
     /// `NAME.d` and its volumes; any change to them makes a new parse).
     pub header_meta: std::fs::Metadata,
@@ -178,7 +176,6 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
     Ok(Image {
         name: name.to_string(),
         header_path: path.to_path_buf(),
-        header_ident: FileIdent::of(&meta),
         header_meta: meta,
         layout,
         data,

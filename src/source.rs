@@ -250,11 +250,6 @@ impl DataFile {
         Ok(access.checkpoint_count())
     }
 
-    /// The open file (for mapping it into memory).
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// Fills `buf` with the decoded bytes at `offset`, or fails with
     /// [`Error::Data`] naming the file and the missing range.
     ///

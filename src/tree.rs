@@ -65,13 +65,6 @@ pub enum Node {
 }
 
 impl Node {
-    /// The relative path of the image this node belongs to, if any.
-    pub fn image_path(&self) -> Option<&Path> {
-        match self {
-            Node::ImageDir(p, _) | Node::Volume(p, ..) => Some(p),
-            Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => None,
-        }
-    }
 
     /// The source path whose references this node counts toward.
     fn source_path(&self) -> Option<&Path> {
