@@ -65,7 +65,6 @@ pub enum Node {
 }
 
 impl Node {
-
     /// The source path whose references this node counts toward.
     fn source_path(&self) -> Option<&Path> {
         match self {
