@@ -58,7 +58,9 @@ impl FromStr for Mode {
         match s {
             "fill" => Ok(Mode::Fill),
             "unchanged" => Ok(Mode::Unchanged),
-            other => Err(format!("cache_mode must be fill or unchanged, not {other:?}")),
+            other => Err(format!(
+                "cache_mode must be fill or unchanged, not {other:?}"
+            )),
         }
     }
 }
@@ -123,7 +125,9 @@ impl ImageCache {
             let result = MmapMut::map_anon(len)
                 .map_err(|e| Error::io("allocating cache memory", e))
                 .and_then(|mut map| {
-                    self.image.data.read_exact_at(data_offset + start, &mut map[..])?;
+                    self.image
+                        .data
+                        .read_exact_at(data_offset + start, &mut map[..])?;
                     Ok(map)
                 });
             match result {
@@ -133,7 +137,10 @@ impl ImageCache {
                     self.changed.notify_all();
                 }
                 Err(e) => {
-                    log::warn!("{}: cache fill stopped at byte {start}: {e}", self.image.name);
+                    log::warn!(
+                        "{}: cache fill stopped at byte {start}: {e}",
+                        self.image.name
+                    );
                     break;
                 }
             }
@@ -223,7 +230,12 @@ pub struct Caches {
 impl Caches {
     /// Caches with `default_mode` for every image and `budget` bytes in all.
     pub fn new(default_mode: Mode, budget: u64) -> Caches {
-        Caches { default_mode, budget, state: Mutex::new(State::default()), fills: Arc::new(AtomicUsize::new(0)) }
+        Caches {
+            default_mode,
+            budget,
+            state: Mutex::new(State::default()),
+            fills: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -237,12 +249,20 @@ impl Caches {
 
     /// The mode of the image at `path`.
     pub fn mode(&self, path: &Path) -> Mode {
-        self.lock().slots.get(path).and_then(|s| s.mode).unwrap_or(self.default_mode)
+        self.lock()
+            .slots
+            .get(path)
+            .and_then(|s| s.mode)
+            .unwrap_or(self.default_mode)
     }
 
     /// Sets the mode of the image at `path`.
     pub fn set_mode(&self, path: &Path, mode: Mode) {
-        self.lock().slots.entry(path.to_path_buf()).or_default().mode = Some(mode);
+        self.lock()
+            .slots
+            .entry(path.to_path_buf())
+            .or_default()
+            .mode = Some(mode);
     }
 
     /// Whether the cache of `image` (at `path`) is full.
@@ -276,7 +296,12 @@ impl Caches {
 
     /// Bytes reserved by all caches.
     pub fn used(&self) -> u64 {
-        self.lock().slots.values().filter_map(|s| s.cache.as_ref()).map(|c| c.len).sum()
+        self.lock()
+            .slots
+            .values()
+            .filter_map(|s| s.cache.as_ref())
+            .map(|c| c.len)
+            .sum()
     }
 
     /// Reads `out.len()` bytes of the data array of `image` (at `path`) at
@@ -284,10 +309,16 @@ impl Caches {
     /// `fill` mode. Returns false when the caller must read the source.
     pub fn read(&self, path: &Path, image: &Arc<Image>, offset: u64, out: &mut [u8]) -> bool {
         let cache = self.cache_for(path, image);
-        let served = cache.as_ref().is_some_and(|(c, wait)| c.read(offset, out, *wait));
+        let served = cache
+            .as_ref()
+            .is_some_and(|(c, wait)| c.read(offset, out, *wait));
         let mut state = self.lock();
         if let Some(slot) = state.slots.get_mut(path) {
-            if served { slot.hits += 1 } else { slot.misses += 1 }
+            if served {
+                slot.hits += 1
+            } else {
+                slot.misses += 1
+            }
         }
         served
     }
@@ -344,10 +375,12 @@ impl Caches {
         Self::evict(state, path, self.budget);
         let filler = cache.clone();
         let fills = self.fills.clone();
-        let spawned = std::thread::Builder::new().name("nifuse-fill".into()).spawn(move || {
-            filler.fill();
-            fills.fetch_sub(1, Ordering::AcqRel);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("nifuse-fill".into())
+            .spawn(move || {
+                filler.fill();
+                fills.fetch_sub(1, Ordering::AcqRel);
+            });
         if let Err(e) = spawned {
             self.fills.fetch_sub(1, Ordering::AcqRel);
             log::warn!("{}: cannot start a cache fill thread: {e}", image.name);
@@ -362,7 +395,12 @@ impl Caches {
     /// Evicts least recently used caches other than `keep` until all fit `budget`.
     fn evict(state: &mut State, keep: &Path, budget: u64) {
         loop {
-            let used: u64 = state.slots.values().filter_map(|s| s.cache.as_ref()).map(|c| c.len).sum();
+            let used: u64 = state
+                .slots
+                .values()
+                .filter_map(|s| s.cache.as_ref())
+                .map(|c| c.len)
+                .sum();
             if used <= budget {
                 return;
             }

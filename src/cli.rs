@@ -106,7 +106,11 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Mount(args) => crate::mount::mount(args),
         Command::Umount { mountpoint } => crate::mount::umount(&mountpoint),
-        Command::Info { files, json, index_dir } => {
+        Command::Info {
+            files,
+            json,
+            index_dir,
+        } => {
             crate::logging::init_stderr(0);
             let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
             crate::info::run(&files, json, &dir)
@@ -168,13 +172,27 @@ mod tests {
 
     #[test]
     fn mount_helper_translates_mount_8_arguments() {
-        let args: Vec<String> = ["mount.nifuse", "/data", "/mnt/vols", "-n", "-o", "rw,allow_other,cache_size=4G"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "mount.nifuse",
+            "/data",
+            "/mnt/vols",
+            "-n",
+            "-o",
+            "rw,allow_other,cache_size=4G",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             mount_helper_args(&args),
-            ["nifuse", "mount", "-o", "rw,allow_other,cache_size=4G", "/data", "/mnt/vols"]
+            [
+                "nifuse",
+                "mount",
+                "-o",
+                "rw,allow_other,cache_size=4G",
+                "/data",
+                "/mnt/vols"
+            ]
         );
     }
 }

@@ -58,7 +58,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with a description of the operation and file.
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     /// The errno the kernel should see. Exhaustive: a new variant must choose.

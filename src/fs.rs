@@ -97,7 +97,8 @@ impl Fs {
     pub fn new(source: &Path, config: Config) -> Result<Fs> {
         let root = fs::canonicalize(source)
             .map_err(|e| Error::io(format!("SOURCE {}", source.display()), e))?;
-        fs::read_dir(&root).map_err(|e| Error::io(format!("listing SOURCE {}", root.display()), e))?;
+        fs::read_dir(&root)
+            .map_err(|e| Error::io(format!("listing SOURCE {}", root.display()), e))?;
         Ok(Fs {
             images: Registry::new(root.clone(), config.index_dir.clone(), config.recheck),
             caches: Caches::new(config.cache_mode, config.cache_size),
@@ -138,14 +139,19 @@ impl Fs {
     }
 
     fn invalidate_image(&self, rel: &Path) {
-        let Some(notify) = self.invalidator.get() else { return };
+        let Some(notify) = self.invalidator.get() else {
+            return;
+        };
         let parent = Node::Mirror(rel.parent().map(Path::to_path_buf).unwrap_or_default());
         let (Some(parent), Some(name)) = (self.inodes.existing(&parent), rel.file_name()) else {
             return;
         };
         let mut dname = name.to_os_string();
         dname.push(".d");
-        notify(Invalidate::Entry { parent, name: dname });
+        notify(Invalidate::Entry {
+            parent,
+            name: dname,
+        });
         if let Some(ino) = self.inodes.existing(&Node::Mirror(rel.to_path_buf())) {
             notify(Invalidate::Inode(ino));
         }
@@ -174,7 +180,8 @@ impl Fs {
 
     /// Whether the image at `rel` has its whole array in memory.
     pub fn in_memory(&self, rel: &Path) -> bool {
-        self.image_at(rel).is_some_and(|img| self.caches.in_memory(rel, &img))
+        self.image_at(rel)
+            .is_some_and(|img| self.caches.in_memory(rel, &img))
     }
 
     /// Drops the cache of the image at `rel`.
@@ -190,7 +197,9 @@ impl Fs {
     }
 
     pub(crate) fn node(&self, ino: u64) -> Result<Node> {
-        self.inodes.node(ino).ok_or_else(|| Error::NotFound(format!("inode {ino}")))
+        self.inodes
+            .node(ino)
+            .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
     }
 
     pub(crate) fn abs(&self, rel: &Path) -> PathBuf {
@@ -206,7 +215,8 @@ impl Fs {
 
     /// The image at `rel`, or ENOENT for a path that is not (or no longer) one.
     pub(crate) fn image(&self, rel: &Path) -> Result<Arc<Image>> {
-        self.image_at(rel).ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
+        self.image_at(rel)
+            .ok_or_else(|| Error::NotFound(format!("{}.d", rel.display())))
     }
 
     /// The attributes of `node`, numbered `ino`.
@@ -223,7 +233,11 @@ impl Fs {
                 if *k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
-                Ok(attr::volume(ino, &image.header_meta, image.layout.vol_file_size()))
+                Ok(attr::volume(
+                    ino,
+                    &image.header_meta,
+                    image.layout.vol_file_size(),
+                ))
             }
             Node::ControlDir => Ok(attr::synthetic(ino, Kind::Dir, 0o755, uid, gid, t)),
             Node::ControlFile(Control::DropCaches) => {
@@ -240,7 +254,10 @@ impl Fs {
             Node::ImageDir(..) | Node::Volume(..) => self.config.volume_ttl,
             Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => self.config.ttl,
         };
-        Ok(Entry { attr: self.attr_of(ino, node)?, ttl })
+        Ok(Entry {
+            attr: self.attr_of(ino, node)?,
+            ttl,
+        })
     }
 
     /// The node called `name` in directory `parent`, without counting a lookup.
@@ -258,18 +275,27 @@ impl Fs {
                 if fs::symlink_metadata(self.abs(&rel)).is_ok() {
                     return Ok(Node::Mirror(rel));
                 }
-                let image_name = name.to_str().and_then(|n| n.strip_suffix(".d")).ok_or_else(missing)?;
+                let image_name = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".d"))
+                    .ok_or_else(missing)?;
                 let image_rel = dir.join(image_name);
                 let image = self.image_at(&image_rel).ok_or_else(missing)?;
                 Ok(Node::ImageDir(image_rel, image.version))
             }
             Node::ImageDir(rel, v) => {
                 let image = self.image_version(rel, *v)?;
-                let k = name.to_str().and_then(|n| image.parse_volume_name(n)).ok_or_else(missing)?;
+                let k = name
+                    .to_str()
+                    .and_then(|n| image.parse_volume_name(n))
+                    .ok_or_else(missing)?;
                 Ok(Node::Volume(rel.clone(), k, *v))
             }
             Node::ControlDir => {
-                let c = name.to_str().and_then(Control::from_name).ok_or_else(missing)?;
+                let c = name
+                    .to_str()
+                    .and_then(Control::from_name)
+                    .ok_or_else(missing)?;
                 Ok(Node::ControlFile(c))
             }
             Node::Volume(..) | Node::ControlFile(_) => {
@@ -295,7 +321,10 @@ impl Fs {
             if let Handle::Volume(v) = &*handle {
                 let size = v.image.layout.vol_file_size();
                 let attr = attr::volume(ino, &v.image.header_meta, size);
-                return Ok(Entry { attr, ttl: self.config.volume_ttl });
+                return Ok(Entry {
+                    attr,
+                    ttl: self.config.volume_ttl,
+                });
             }
         }
         self.getattr(ino)
@@ -313,9 +342,14 @@ impl Fs {
     /// volumes is open, loses its cache.
     pub fn forget(&self, ino: u64, n: u64) -> Option<PathBuf> {
         let path = self.inodes.forget(ino, n)?;
-        let open = self.handles.any_volume(|v| v.image.name == path.to_string_lossy());
+        let open = self
+            .handles
+            .any_volume(|v| v.image.name == path.to_string_lossy());
         if !open && self.caches.uncache(&path) {
-            log::info!("{}: cache dropped: the kernel forgot its files", path.display());
+            log::info!(
+                "{}: cache dropped: the kernel forgot its files",
+                path.display()
+            );
         }
         Some(path)
     }
@@ -344,7 +378,11 @@ impl Fs {
     pub fn open(&self, ino: u64, flags: i32) -> Result<Opened> {
         let node = self.node(ino)?;
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-        let plain = |fh| Opened { fh, direct_io: false, keep_cache: false };
+        let plain = |fh| Opened {
+            fh,
+            direct_io: false,
+            keep_cache: false,
+        };
         if writing && node != Node::ControlFile(Control::DropCaches) {
             return Err(Error::ReadOnly(format!("inode {ino}")));
         }
@@ -356,7 +394,10 @@ impl Fs {
                     return Err(Error::IsDir(rel.display().to_string()));
                 }
                 if !meta.is_file() {
-                    return Err(Error::Invalid(format!("{}: not a regular file", rel.display())));
+                    return Err(Error::Invalid(format!(
+                        "{}: not a regular file",
+                        rel.display()
+                    )));
                 }
                 let file = File::options()
                     .read(true)
@@ -372,16 +413,32 @@ impl Fs {
                 }
                 // An inode always shows one version of the source, so the
                 // kernel may keep its cached pages across opens.
-                let fh = self.handles.insert(Handle::Volume(VolumeHandle::new(image, k)));
-                Ok(Opened { fh, direct_io: false, keep_cache: true })
+                let fh = self
+                    .handles
+                    .insert(Handle::Volume(VolumeHandle::new(image, k)));
+                Ok(Opened {
+                    fh,
+                    direct_io: false,
+                    keep_cache: true,
+                })
             }
             Node::ControlFile(Control::Stats) => {
-                let fh = self.handles.insert(Handle::Stats(self.stats_json().into_bytes()));
-                Ok(Opened { fh, direct_io: true, keep_cache: false })
+                let fh = self
+                    .handles
+                    .insert(Handle::Stats(self.stats_json().into_bytes()));
+                Ok(Opened {
+                    fh,
+                    direct_io: true,
+                    keep_cache: false,
+                })
             }
             Node::ControlFile(Control::DropCaches) => {
                 let fh = self.handles.insert(Handle::DropCaches);
-                Ok(Opened { fh, direct_io: true, keep_cache: false })
+                Ok(Opened {
+                    fh,
+                    direct_io: true,
+                    keep_cache: false,
+                })
             }
             Node::ImageDir(rel, _) => Err(Error::IsDir(format!("{}.d", rel.display()))),
             Node::ControlDir => Err(Error::IsDir(CONTROL_DIR.into())),
@@ -391,7 +448,13 @@ impl Fs {
     /// Reads up to `size` bytes at `offset` from open file `fh`, handing
     /// them to `sink` (one call on success; the slice may borrow a reusable
     /// per-thread buffer or the decoded volume, so nothing is allocated).
-    pub fn read_with(&self, fh: u64, offset: u64, size: u32, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
+    pub fn read_with(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<()> {
         match &*self.handles.get(fh)? {
             Handle::File(file) => crate::read::with_buffer(size as usize, |buf| {
                 let n = pread_full(file, offset, buf)
@@ -463,7 +526,9 @@ impl Fs {
 
 /// `bytes[offset..offset+size]`, clamped to the end.
 fn slice_at(bytes: &[u8], offset: u64, size: u32) -> &[u8] {
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let end = start.saturating_add(size as usize).min(bytes.len());
     &bytes[start..end]
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use crate::attr::{Attr, Kind};
@@ -35,17 +35,21 @@ impl FuseFs {
 /// to drop cached attributes and pages of the inodes `fs` reports changed.
 pub fn start_invalidator(fs: &Fs, notifier: fuser::Notifier) -> std::io::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel::<Invalidate>();
-    std::thread::Builder::new().name("nifuse-inval".into()).spawn(move || {
-        for what in rx {
-            let result = match &what {
-                Invalidate::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
-                Invalidate::Entry { parent, name } => notifier.inval_entry(INodeNo(*parent), name),
-            };
-            if let Err(e) = result {
-                log::debug!("invalidating {what:?}: {e}");
+    std::thread::Builder::new()
+        .name("nifuse-inval".into())
+        .spawn(move || {
+            for what in rx {
+                let result = match &what {
+                    Invalidate::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+                    Invalidate::Entry { parent, name } => {
+                        notifier.inval_entry(INodeNo(*parent), name)
+                    }
+                };
+                if let Err(e) = result {
+                    log::debug!("invalidating {what:?}: {e}");
+                }
             }
-        }
-    })?;
+        })?;
     let tx = std::sync::Mutex::new(tx);
     fs.set_invalidator(Box::new(move |what| {
         if let Ok(tx) = tx.lock() {
@@ -160,7 +164,16 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn mknod(&self, _r: &Request, _p: INodeNo, name: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        name: &OsStr,
+        _m: u32,
+        _u: u32,
+        _d: u32,
+        reply: ReplyEntry,
+    ) {
         reply.error(read_only("mknod", name));
     }
 
@@ -197,7 +210,16 @@ impl Filesystem for FuseFs {
         reply.error(read_only("link", name));
     }
 
-    fn create(&self, _r: &Request, _p: INodeNo, name: &OsStr, _m: u32, _u: u32, _f: i32, reply: ReplyCreate) {
+    fn create(
+        &self,
+        _r: &Request,
+        _p: INodeNo,
+        name: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
         reply.error(read_only("create", name));
     }
 
@@ -257,7 +279,14 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lo: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lo: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // Nothing is ever written, so there is nothing to flush: ENOSYS tells
         // the kernel to stop sending FLUSH at every close.
         reply.error(Errno::ENOSYS);
@@ -284,7 +313,14 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let mut next = offset;
         let result = self.fs.readdir_with(fh.0, offset, &mut |e| {
             next += 1;
@@ -296,17 +332,40 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let result = self.fs.readdirplus_with(fh.0, offset, &mut |next, e, entry| {
-            reply.add(INodeNo(e.ino), next, &e.name, &entry.ttl, &file_attr(&entry.attr), Generation(0))
-        });
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let result = self
+            .fs
+            .readdirplus_with(fh.0, offset, &mut |next, e, entry| {
+                reply.add(
+                    INodeNo(e.ino),
+                    next,
+                    &e.name,
+                    &entry.ttl,
+                    &file_attr(&entry.attr),
+                    Generation(0),
+                )
+            });
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdirplus", e)),
         }
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         self.fs.release(fh.0);
         reply.ok();
     }
@@ -342,8 +401,16 @@ impl Filesystem for FuseFs {
         }
     }
 
-    fn fallocate(&self, _r: &Request, ino: INodeNo, _fh: FileHandle, _o: u64, _l: u64, _m: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _r: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _o: u64,
+        _l: u64,
+        _m: i32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(errno("fallocate", Error::ReadOnly(format!("inode {ino}"))));
     }
 }
-

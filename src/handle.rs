@@ -44,7 +44,11 @@ pub struct VolumeHandle {
 impl VolumeHandle {
     /// A handle on volume `k` of `image`.
     pub fn new(image: Arc<Image>, k: u64) -> VolumeHandle {
-        VolumeHandle { image, k, decoded: Mutex::new(None) }
+        VolumeHandle {
+            image,
+            k,
+            decoded: Mutex::new(None),
+        }
     }
 
     /// The decoded bytes of this volume, decoding them on first use.
@@ -53,10 +57,16 @@ impl VolumeHandle {
         if let Some(bytes) = slot.as_ref() {
             return Ok(bytes.clone());
         }
-        let range = self.image.layout.vol_source_range(self.k).ok_or_else(|| {
-            Error::NotFound(format!("{}: volume {}", self.image.name, self.k))
-        })?;
-        let too_big = || Error::Data(format!("{}: volume {} is too large to hold in memory", self.image.name, self.k));
+        let range =
+            self.image.layout.vol_source_range(self.k).ok_or_else(|| {
+                Error::NotFound(format!("{}: volume {}", self.image.name, self.k))
+            })?;
+        let too_big = || {
+            Error::Data(format!(
+                "{}: volume {} is too large to hold in memory",
+                self.image.name, self.k
+            ))
+        };
         let len = usize::try_from(range.end - range.start).map_err(|_| too_big())?;
         let mut buf = Vec::new();
         buf.try_reserve_exact(len).map_err(|_| too_big())?;
@@ -90,7 +100,10 @@ pub struct Handles {
 
 impl Default for Handles {
     fn default() -> Self {
-        Handles { next: AtomicU64::new(1), map: Mutex::new(HashMap::new()) }
+        Handles {
+            next: AtomicU64::new(1),
+            map: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -118,6 +131,8 @@ impl Handles {
 
     /// Whether any open volume handle belongs to an image for which `pred` holds.
     pub fn any_volume(&self, pred: impl Fn(&VolumeHandle) -> bool) -> bool {
-        self.lock().values().any(|h| matches!(&**h, Handle::Volume(v) if pred(v)))
+        self.lock()
+            .values()
+            .any(|h| matches!(&**h, Handle::Volume(v) if pred(v)))
     }
 }

@@ -47,14 +47,19 @@ pub fn pair_data_candidates(hdr: &Path) -> Vec<PathBuf> {
     let Some(name) = hdr.file_name().and_then(|n| n.to_str()) else {
         return Vec::new();
     };
-    let (stem, upper) = if let Some(s) = name.strip_suffix(".hdr.gz").or(name.strip_suffix(".hdr")) {
+    let (stem, upper) = if let Some(s) = name.strip_suffix(".hdr.gz").or(name.strip_suffix(".hdr"))
+    {
         (s, false)
     } else if let Some(s) = name.strip_suffix(".HDR.GZ").or(name.strip_suffix(".HDR")) {
         (s, true)
     } else {
         return Vec::new();
     };
-    let (img, img_gz) = if upper { ("IMG", "IMG.GZ") } else { ("img", "img.gz") };
+    let (img, img_gz) = if upper {
+        ("IMG", "IMG.GZ")
+    } else {
+        ("img", "img.gz")
+    };
     let mut names = vec![format!("{stem}.{img}"), format!("{stem}.{img_gz}")];
     if name.to_ascii_lowercase().ends_with(".gz") {
         names.reverse();
@@ -130,8 +135,15 @@ pub fn current_idents(path: &Path) -> Option<(FileIdent, Option<FileIdent>)> {
 }
 
 /// Parses the image at `path` (`name` is its path relative to SOURCE).
-pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::Result<Image, NotImage> {
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+pub fn probe(
+    path: &Path,
+    name: &str,
+    index_dir: Option<&Path>,
+) -> std::result::Result<Image, NotImage> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let Some(kind) = name_kind(file_name) else {
         return Err(NotImage::Quiet);
     };
@@ -156,7 +168,11 @@ pub fn probe(path: &Path, name: &str, index_dir: Option<&Path>) -> std::result::
         ));
     }
     if layout.header().is_pair() != pair {
-        let magic = if pair { "a single-file magic (n+1/n+2)" } else { "a pair magic (ni1/ni2)" };
+        let magic = if pair {
+            "a single-file magic (n+1/n+2)"
+        } else {
+            "a pair magic (ni1/ni2)"
+        };
         return Err(NotImage::Reason(format!(
             "the header has {magic}, which does not match its file name"
         )));
@@ -216,10 +232,19 @@ mod tests {
     #[test]
     fn pair_candidates_follow_the_header_case_and_compression() {
         let c = pair_data_candidates(Path::new("/d/x.hdr"));
-        assert_eq!(c, vec![PathBuf::from("/d/x.img"), PathBuf::from("/d/x.img.gz")]);
+        assert_eq!(
+            c,
+            vec![PathBuf::from("/d/x.img"), PathBuf::from("/d/x.img.gz")]
+        );
         let c = pair_data_candidates(Path::new("/d/x.hdr.gz"));
-        assert_eq!(c, vec![PathBuf::from("/d/x.img.gz"), PathBuf::from("/d/x.img")]);
+        assert_eq!(
+            c,
+            vec![PathBuf::from("/d/x.img.gz"), PathBuf::from("/d/x.img")]
+        );
         let c = pair_data_candidates(Path::new("/d/X.HDR"));
-        assert_eq!(c, vec![PathBuf::from("/d/X.IMG"), PathBuf::from("/d/X.IMG.GZ")]);
+        assert_eq!(
+            c,
+            vec![PathBuf::from("/d/X.IMG"), PathBuf::from("/d/X.IMG.GZ")]
+        );
     }
 }

@@ -44,9 +44,11 @@ pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String>
         }
         let bar = ProgressBar::new(img.data.ident().size).with_message(shown.clone());
         bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         let result = img.data.build_index(&mut |pos, len| {
             bar.set_length(len);
@@ -55,7 +57,10 @@ pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String>
         bar.finish_and_clear();
         match result {
             Ok(n) => {
-                eprintln!("nifuse index: {shown}: {n} checkpoints, {} volumes", img.layout.n_vols());
+                eprintln!(
+                    "nifuse index: {shown}: {n} checkpoints, {} volumes",
+                    img.layout.n_vols()
+                );
                 built += 1;
                 checkpoints += n;
             }
@@ -71,5 +76,12 @@ pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String>
         started.elapsed().as_secs_f64(),
         index_dir.display()
     );
-    if failed > 0 { Err(format!("{failed} of {} files could not be indexed", files.len())) } else { Ok(()) }
+    if failed > 0 {
+        Err(format!(
+            "{failed} of {} files could not be indexed",
+            files.len()
+        ))
+    } else {
+        Ok(())
+    }
 }

@@ -20,8 +20,16 @@ impl Fs {
     pub fn opendir(&self, ino: u64) -> Result<u64> {
         let node = self.node(ino)?;
         let mut entries = vec![
-            DirEntry { ino, name: ".".into(), kind: Kind::Dir },
-            DirEntry { ino: self.parent_ino(&node), name: "..".into(), kind: Kind::Dir },
+            DirEntry {
+                ino,
+                name: ".".into(),
+                kind: Kind::Dir,
+            },
+            DirEntry {
+                ino: self.parent_ino(&node),
+                name: "..".into(),
+                kind: Kind::Dir,
+            },
         ];
         match &node {
             Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
@@ -33,13 +41,21 @@ impl Fs {
                 for k in 0..image.layout.n_vols() {
                     let name = image.volume_name(k);
                     let ino = self.inodes.ino(&Node::Volume(rel.clone(), k, *v));
-                    entries.push(DirEntry { ino, name: name.into(), kind: Kind::File });
+                    entries.push(DirEntry {
+                        ino,
+                        name: name.into(),
+                        kind: Kind::File,
+                    });
                 }
             }
             Node::ControlDir => {
                 for c in Control::ALL {
                     let ino = self.inodes.ino(&Node::ControlFile(c));
-                    entries.push(DirEntry { ino, name: c.name().into(), kind: Kind::File });
+                    entries.push(DirEntry {
+                        ino,
+                        name: c.name().into(),
+                        kind: Kind::File,
+                    });
                 }
             }
             Node::Volume(..) | Node::ControlFile(_) => {
@@ -64,7 +80,8 @@ impl Fs {
 
     fn list_mirror(&self, rel: &Path, out: &mut Vec<DirEntry>) -> Result<()> {
         let abs = self.abs(rel);
-        let iter = fs::read_dir(&abs).map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
+        let iter =
+            fs::read_dir(&abs).map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
         let mut names = Vec::new();
         for item in iter {
             let item = item.map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
@@ -72,7 +89,10 @@ impl Fs {
             if rel.as_os_str().is_empty() && name == CONTROL_DIR {
                 continue;
             }
-            let kind = item.file_type().map(|t| Kind::of_type(&t)).unwrap_or(Kind::File);
+            let kind = item
+                .file_type()
+                .map(|t| Kind::of_type(&t))
+                .unwrap_or(Kind::File);
             names.push((name, kind));
         }
         let present: HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
@@ -81,7 +101,11 @@ impl Fs {
             let is_candidate = matches!(kind, Kind::File | Kind::Symlink)
                 && name.to_str().and_then(image::name_kind).is_some();
             let ino = self.inodes.ino(&Node::Mirror(child.clone()));
-            out.push(DirEntry { ino, name: name.clone(), kind });
+            out.push(DirEntry {
+                ino,
+                name: name.clone(),
+                kind,
+            });
             if !is_candidate {
                 continue;
             }
@@ -90,13 +114,23 @@ impl Fs {
             if present.contains(&dname) {
                 continue;
             }
-            let Some(image) = self.image_at(&child) else { continue };
+            let Some(image) = self.image_at(&child) else {
+                continue;
+            };
             let ino = self.inodes.ino(&Node::ImageDir(child, image.version));
-            out.push(DirEntry { ino, name: dname, kind: Kind::Dir });
+            out.push(DirEntry {
+                ino,
+                name: dname,
+                kind: Kind::Dir,
+            });
         }
         if rel.as_os_str().is_empty() {
             let ino = self.inodes.ino(&Node::ControlDir);
-            out.push(DirEntry { ino, name: CONTROL_DIR.into(), kind: Kind::Dir });
+            out.push(DirEntry {
+                ino,
+                name: CONTROL_DIR.into(),
+                kind: Kind::Dir,
+            });
         }
         Ok(())
     }
@@ -114,7 +148,12 @@ impl Fs {
 
     /// Hands the entries of open directory `fh` from position `offset` on to
     /// `add`, until it returns true (the caller's buffer is full).
-    pub fn readdir_with(&self, fh: u64, offset: u64, add: &mut dyn FnMut(&DirEntry) -> bool) -> Result<()> {
+    pub fn readdir_with(
+        &self,
+        fh: u64,
+        offset: u64,
+        add: &mut dyn FnMut(&DirEntry) -> bool,
+    ) -> Result<()> {
         match &*self.handles.get(fh)? {
             Handle::Dir(entries) => {
                 let skip = usize::try_from(offset).unwrap_or(usize::MAX);
@@ -141,8 +180,12 @@ impl Fs {
         let mut pos = offset;
         self.readdir_with(fh, offset, &mut |e| {
             pos += 1;
-            let Some(node) = self.inodes.node(e.ino) else { return false };
-            let Ok(entry) = self.entry(e.ino, &node) else { return false };
+            let Some(node) = self.inodes.node(e.ino) else {
+                return false;
+            };
+            let Ok(entry) = self.entry(e.ino, &node) else {
+                return false;
+            };
             if add(pos, e, &entry) {
                 return true;
             }
@@ -152,5 +195,4 @@ impl Fs {
             false
         })
     }
-
 }

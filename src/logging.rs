@@ -22,14 +22,17 @@ pub fn init_stderr(verbose: u8) {
 /// Logs to the file at `path` (appending), creating its directory.
 pub fn init_file(path: &Path, verbose: u8) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("log directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("log directory {}: {e}", dir.display()))?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map_err(|e| format!("log file {}: {e}", path.display()))?;
-    let _ = builder(verbose).target(env_logger::Target::Pipe(Box::new(file))).try_init();
+    let _ = builder(verbose)
+        .target(env_logger::Target::Pipe(Box::new(file)))
+        .try_init();
     Ok(())
 }
 
@@ -38,7 +41,10 @@ pub fn cache_home() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x);
     }
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), |h| PathBuf::from(h).join(".cache"))
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from("/tmp"),
+        |h| PathBuf::from(h).join(".cache"),
+    )
 }
 
 /// `~/.cache/nifuse/log/<mount point with / as _>.log`.
@@ -49,5 +55,8 @@ pub fn default_log_path(mountpoint: &Path) -> PathBuf {
         .chars()
         .map(|c| if c == '/' { '_' } else { c })
         .collect();
-    cache_home().join("nifuse").join("log").join(format!("{name}.log"))
+    cache_home()
+        .join("nifuse")
+        .join("log")
+        .join(format!("{name}.log"))
 }

@@ -31,19 +31,42 @@ struct Options {
 }
 
 fn parse_options(raw: &[String]) -> Result<Options, String> {
-    let mut opts = Options { acl: SessionACL::Owner, extra: Vec::new() };
-    for opt in raw.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    let mut opts = Options {
+        acl: SessionACL::Owner,
+        extra: Vec::new(),
+    };
+    for opt in raw
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match opt {
             "allow_other" => opts.acl = SessionACL::All,
             "allow_root" => opts.acl = SessionACL::RootAndOwner,
             "ro" => {
-                return Err("-o ro is not needed: nifuse never writes, and a kernel read-only \
+                return Err(
+                    "-o ro is not needed: nifuse never writes, and a kernel read-only \
                             mount would refuse setfattr user.cache_mode"
-                    .into());
+                        .into(),
+                );
             }
-            "rw" | "default_permissions" | "nodev" | "nosuid" | "dev" | "suid" | "defaults" | "auto"
-            | "noauto" | "user" | "users" | "nouser" | "_netdev" | "nofail" => {}
-            o if o.starts_with("x-") || o.contains('=') && NIFUSE_KEYS.iter().any(|k| o.starts_with(k)) => {}
+            "rw"
+            | "default_permissions"
+            | "nodev"
+            | "nosuid"
+            | "dev"
+            | "suid"
+            | "defaults"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "users"
+            | "nouser"
+            | "_netdev"
+            | "nofail" => {}
+            o if o.starts_with("x-")
+                || o.contains('=') && NIFUSE_KEYS.iter().any(|k| o.starts_with(k)) => {}
             "noexec" => opts.extra.push(MountOption::NoExec),
             "noatime" => opts.extra.push(MountOption::NoAtime),
             other => opts.extra.push(MountOption::CUSTOM(other.to_string())),
@@ -53,20 +76,37 @@ fn parse_options(raw: &[String]) -> Result<Options, String> {
 }
 
 /// nifuse's own settings accepted inside `-o` (as fstab passes them).
-const NIFUSE_KEYS: [&str; 5] = ["cache_mode=", "cache_size=", "index_dir=", "threads=", "log_file="];
+const NIFUSE_KEYS: [&str; 5] = [
+    "cache_mode=",
+    "cache_size=",
+    "index_dir=",
+    "threads=",
+    "log_file=",
+];
 
 /// Moves nifuse's own `-o key=value` settings into `args`.
 fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
-    let opts: Vec<String> = args.options.iter().flat_map(|s| s.split(',')).map(|s| s.trim().to_string()).collect();
+    let opts: Vec<String> = args
+        .options
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
     for opt in opts {
-        let Some((key, value)) = opt.split_once('=') else { continue };
+        let Some((key, value)) = opt.split_once('=') else {
+            continue;
+        };
         match key {
             "cache_mode" => args.cache_mode = value.parse()?,
             "cache_size" => args.cache_size = Some(crate::size::parse_size(value)?),
             "index_dir" => args.index_dir = Some(PathBuf::from(value)),
             "log_file" => args.log_file = Some(PathBuf::from(value)),
             "threads" => {
-                args.threads = Some(value.parse().map_err(|_| format!("-o threads={value}: not a number"))?)
+                args.threads = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-o threads={value}: not a number"))?,
+                )
             }
             _ => {}
         }
@@ -79,7 +119,10 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     let source = std::fs::canonicalize(&args.source)
         .map_err(|e| format!("SOURCE {}: {e}", args.source.display()))?;
     if !source.is_dir() {
-        return Err(format!("SOURCE {} is not a directory", args.source.display()));
+        return Err(format!(
+            "SOURCE {} is not a directory",
+            args.source.display()
+        ));
     }
     std::fs::read_dir(&source)
         .map_err(|e| format!("SOURCE {} is not readable: {e}", source.display()))?;
@@ -94,7 +137,10 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     let mountpoint = std::fs::canonicalize(&args.mountpoint)
         .map_err(|e| format!("MOUNTPOINT {}: {e}", args.mountpoint.display()))?;
     if !mnt_meta.is_dir() {
-        return Err(format!("MOUNTPOINT {} is not a directory", mountpoint.display()));
+        return Err(format!(
+            "MOUNTPOINT {} is not a directory",
+            mountpoint.display()
+        ));
     }
     if is_mount_point(&mountpoint) {
         return Err(format!(
@@ -107,28 +153,36 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
         log::info!("MOUNTPOINT is inside SOURCE; nifuse will not descend into it");
     }
     if !Path::new("/dev/fuse").exists() {
-        return Err("FUSE is not available: /dev/fuse is missing (load it with `modprobe fuse`, \
+        return Err(
+            "FUSE is not available: /dev/fuse is missing (load it with `modprobe fuse`, \
                     or on a container give it --device /dev/fuse)"
-            .into());
+                .into(),
+        );
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if !root && which("fusermount3").is_none() && which("fusermount").is_none() {
-        return Err("FUSE mounts by non-root users need fusermount3: install the `fuse3` package \
+        return Err(
+            "FUSE mounts by non-root users need fusermount3: install the `fuse3` package \
                     (Debian/Ubuntu: apt-get install fuse3)"
-            .into());
+                .into(),
+        );
     }
     Ok((source, mountpoint))
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
 }
 
 /// Whether `path` is the root of a mount (its device differs from its parent's).
 fn is_mount_point(path: &Path) -> bool {
-    let Some(parent) = path.parent() else { return true };
+    let Some(parent) = path.parent() else {
+        return true;
+    };
     match (std::fs::metadata(path), std::fs::metadata(parent)) {
         (Ok(a), Ok(b)) => a.dev() != b.dev() || a.ino() == b.ino(),
         _ => false,
@@ -144,7 +198,10 @@ pub fn mount(mut args: MountArgs) -> Result<(), String> {
         crate::logging::init_stderr(args.verbose);
         return serve(&args, &source, &mountpoint, options, None);
     }
-    let log_path = args.log_file.clone().unwrap_or_else(|| crate::logging::default_log_path(&mountpoint));
+    let log_path = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| crate::logging::default_log_path(&mountpoint));
     let (read_end, write_end) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     // SAFETY: no thread exists yet (nothing above spawns one), so the child
     // starts with a consistent copy of the whole process.
@@ -209,7 +266,10 @@ fn detach() -> Result<(), String> {
     for fd in 0..3 {
         // SAFETY: both descriptors are open; dup2 onto 0..2 replaces stdio.
         if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
-            return Err(format!("redirecting stdio: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "redirecting stdio: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -298,7 +358,9 @@ fn serve(
     if let Some(report) = report {
         let _ = writeln!(report, "mounted");
     }
-    session.run().map_err(|e| format!("serving {}: {e}", mountpoint.display()))?;
+    session
+        .run()
+        .map_err(|e| format!("serving {}: {e}", mountpoint.display()))?;
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
 }
@@ -320,15 +382,28 @@ pub fn umount(mountpoint: &Path) -> Result<(), String> {
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EPERM) => {
-            let tool = which("fusermount3").or_else(|| which("fusermount")).ok_or_else(|| {
-                format!("{}: only root can unmount without fusermount3 (install fuse3)", mountpoint.display())
-            })?;
+            let tool = which("fusermount3")
+                .or_else(|| which("fusermount"))
+                .ok_or_else(|| {
+                    format!(
+                        "{}: only root can unmount without fusermount3 (install fuse3)",
+                        mountpoint.display()
+                    )
+                })?;
             let status = std::process::Command::new(&tool)
                 .arg("-u")
                 .arg(mountpoint)
                 .status()
                 .map_err(|e| format!("{}: {e}", tool.display()))?;
-            if status.success() { Ok(()) } else { Err(format!("{} -u {} failed", tool.display(), mountpoint.display())) }
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} -u {} failed",
+                    tool.display(),
+                    mountpoint.display()
+                ))
+            }
         }
         Some(libc::EBUSY) => Err(format!(
             "{} is busy: a process still has files open there or its cwd in it (see `fuser -m {}`)",

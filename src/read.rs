@@ -42,7 +42,10 @@ pub fn read_volume(
 ) -> Result<()> {
     let layout = &v.image.layout;
     let plan = layout.plan_read(v.k, offset, size);
-    let header = layout.vol_header().get(plan.header.clone()).unwrap_or_default();
+    let header = layout
+        .vol_header()
+        .get(plan.header.clone())
+        .unwrap_or_default();
     let data_len = usize::try_from(plan.data.end.saturating_sub(plan.data.start))
         .map_err(|_| Error::Invalid("read too large".into()))?;
     let rel = Path::new(&v.image.name);
@@ -58,9 +61,14 @@ pub fn read_volume(
             let vol_start = layout.vol_source_range(v.k).map_or(0, |r| r.start);
             let decoded = v.decoded()?;
             let from = usize::try_from(plan.data.start - vol_start).unwrap_or(usize::MAX);
-            let bytes = decoded.get(from..from.saturating_add(data_len)).ok_or_else(|| {
-                Error::Data(format!("{}: volume {} shorter than its header says", v.image.name, v.k))
-            })?;
+            let bytes = decoded
+                .get(from..from.saturating_add(data_len))
+                .ok_or_else(|| {
+                    Error::Data(format!(
+                        "{}: volume {} shorter than its header says",
+                        v.image.name, v.k
+                    ))
+                })?;
             data.copy_from_slice(bytes);
         } else {
             v.image.data.read_exact_at(plan.data.start, data)?;

@@ -27,8 +27,6 @@ struct Slot {
     checked: Instant,
 }
 
-
-
 /// Parsed images by their path relative to SOURCE.
 pub struct Registry {
     root: PathBuf,
@@ -67,9 +65,16 @@ impl Registry {
         let meta = fs::symlink_metadata(&abs).ok()?;
         let why = if meta.file_type().is_symlink() {
             match fs::canonicalize(&abs) {
-                Ok(target) if target.starts_with(&self.root) && target.is_file() => return Some(target),
-                Ok(target) if target.starts_with(&self.root) => "a symlink to something that is not a regular file".to_string(),
-                Ok(target) => format!("a symlink that leads out of SOURCE (to {})", target.display()),
+                Ok(target) if target.starts_with(&self.root) && target.is_file() => {
+                    return Some(target);
+                }
+                Ok(target) if target.starts_with(&self.root) => {
+                    "a symlink to something that is not a regular file".to_string()
+                }
+                Ok(target) => format!(
+                    "a symlink that leads out of SOURCE (to {})",
+                    target.display()
+                ),
                 Err(e) => format!("a symlink that cannot be followed ({e})"),
             }
         } else if meta.is_file() {
@@ -79,7 +84,11 @@ impl Registry {
         } else {
             "not a regular file (FIFO, socket or device)".to_string()
         };
-        let first = self.logged.lock().unwrap_or_else(|p| p.into_inner()).insert(rel.to_path_buf());
+        let first = self
+            .logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rel.to_path_buf());
         if first {
             log::info!("{}: shown as it is, without .d: {why}", rel.display());
         }
@@ -106,7 +115,9 @@ impl Registry {
         }
         let image = match image::probe(&path, name, self.index_dir.as_deref()) {
             Ok(mut img) => {
-                img.version = self.versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                img.version = self
+                    .versions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Some(Arc::new(img))
             }
             Err(NotImage::Quiet) => None,
@@ -121,7 +132,14 @@ impl Registry {
                 log::info!("{name}: changed on disk; its volumes now come from the new file");
             }
         }
-        slots.insert(rel.to_path_buf(), Slot { idents, image: image.clone(), checked: Instant::now() });
+        slots.insert(
+            rel.to_path_buf(),
+            Slot {
+                idents,
+                image: image.clone(),
+                checked: Instant::now(),
+            },
+        );
         image
     }
 

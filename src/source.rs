@@ -101,7 +101,9 @@ pub fn read_head(file: &File, gzip: bool, want: usize) -> io::Result<Vec<u8>> {
         let dec = flate2::read::MultiGzDecoder::new(PositionedReader::new(file, 0));
         dec.take(limit).read_to_end(&mut buf)?;
     } else {
-        PositionedReader::new(file, 0).take(limit).read_to_end(&mut buf)?;
+        PositionedReader::new(file, 0)
+            .take(limit)
+            .read_to_end(&mut buf)?;
     }
     Ok(buf)
 }
@@ -149,14 +151,21 @@ impl DataFile {
         let what = || format!("opening {}", path.display());
         let file = File::open(path).map_err(|e| Error::io(what(), e))?;
         let meta = file.metadata().map_err(|e| Error::io(what(), e))?;
-        let gz = is_gzip(&file).map_err(|e| Error::io(what(), e))?.then(|| Gzip {
-            starts,
-            index_dir: index_dir.map(Path::to_path_buf),
-            access: OnceLock::new(),
-            verdict: OnceLock::new(),
-            last_save: Mutex::new(None),
-        });
-        Ok(DataFile { path: path.to_path_buf(), file, ident: FileIdent::of(&meta), gz })
+        let gz = is_gzip(&file)
+            .map_err(|e| Error::io(what(), e))?
+            .then(|| Gzip {
+                starts,
+                index_dir: index_dir.map(Path::to_path_buf),
+                access: OnceLock::new(),
+                verdict: OnceLock::new(),
+                last_save: Mutex::new(None),
+            });
+        Ok(DataFile {
+            path: path.to_path_buf(),
+            file,
+            ident: FileIdent::of(&meta),
+            gz,
+        })
     }
 
     /// The path this file was opened from.
@@ -185,7 +194,9 @@ impl DataFile {
             GzAccess::open(&self.path, gz.starts.clone(), gz.index_dir.as_deref())
                 .map_err(|e| e.to_string())
         });
-        access.as_ref().map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
+        access
+            .as_ref()
+            .map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
     }
 
     /// The verdict of a full checked pass through the stream, made on first
@@ -207,13 +218,18 @@ impl DataFile {
                     } else {
                         access.trusted_before(at_compressed, CORRUPTION_MARGIN)
                     };
-                    let why = format!("the gzip data is corrupt near compressed byte {at_compressed} ({msg})");
+                    let why = format!(
+                        "the gzip data is corrupt near compressed byte {at_compressed} ({msg})"
+                    );
                     Verdict::GoodBefore(limit, why)
                 }
                 Err(e) => Verdict::GoodBefore(0, e.to_string()),
             };
             if let Verdict::GoodBefore(limit, why) = &verdict {
-                log::warn!("{}: {why}; volumes past decoded byte {limit} give EIO", self.path.display());
+                log::warn!(
+                    "{}: {why}; volumes past decoded byte {limit} give EIO",
+                    self.path.display()
+                );
             }
             verdict
         })
@@ -223,7 +239,9 @@ impl DataFile {
     /// unless `now`. Failures are logged, not returned: the index is a cache.
     pub fn save_index(&self, now: bool) {
         let Some(gz) = &self.gz else { return };
-        let Some(Ok(access)) = gz.access.get() else { return };
+        let Some(Ok(access)) = gz.access.get() else {
+            return;
+        };
         let mut last = gz.last_save.lock().unwrap_or_else(|p| p.into_inner());
         if !now && last.is_some_and(|t| t.elapsed() < SAVE_EVERY) {
             return;
@@ -241,10 +259,14 @@ impl DataFile {
     /// `progress(compressed_pos, compressed_len)`. Returns the number of checkpoints.
     pub fn build_index(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<usize> {
         let Some(gz) = &self.gz else {
-            return Err(Error::Invalid(format!("{} is not gzip-compressed", self.path.display())));
+            return Err(Error::Invalid(format!(
+                "{} is not gzip-compressed",
+                self.path.display()
+            )));
         };
         let access = self.gzip_access(gz)?;
-        let fail = |e: crate::gzindex::GzError| Error::Data(format!("{}: {e}", self.path.display()));
+        let fail =
+            |e: crate::gzindex::GzError| Error::Data(format!("{}: {e}", self.path.display()));
         access.build_all(progress).map_err(fail)?;
         access.save().map_err(fail)?;
         Ok(access.checkpoint_count())

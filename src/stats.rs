@@ -28,7 +28,11 @@ fn index_state(image: &Image) -> String {
         Some(IndexState::Complete { .. }) => "complete".to_string(),
         Some(IndexState::Partial { covered_bytes }) => {
             let vols = (0..layout.n_vols())
-                .take_while(|&k| layout.vol_source_range(k).is_some_and(|r| r.end <= covered_bytes))
+                .take_while(|&k| {
+                    layout
+                        .vol_source_range(k)
+                        .is_some_and(|r| r.end <= covered_bytes)
+                })
                 .count();
             format!("partial up to {vols} volumes")
         }
@@ -38,14 +42,18 @@ fn index_state(image: &Image) -> String {
 
 /// Renders the stats of the known `images` and their `caches`.
 pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
-    let cache_stats: BTreeMap<PathBuf, SlotStats> =
-        caches.stats().into_iter().map(|s| (s.path.clone(), s)).collect();
+    let cache_stats: BTreeMap<PathBuf, SlotStats> = caches
+        .stats()
+        .into_iter()
+        .map(|s| (s.path.clone(), s))
+        .collect();
     let mut rows = Vec::new();
     let (mut bytes, mut hits, mut misses, mut cached) = (0u64, 0u64, 0u64, 0u64);
     for (path, image) in images {
         let s = cache_stats.get(path);
         let mode = s.map_or_else(|| caches.mode(path), |s| s.mode);
-        let (state, b, h, m) = s.map_or(("empty", 0, 0, 0), |s| (s.state, s.bytes, s.hits, s.misses));
+        let (state, b, h, m) =
+            s.map_or(("empty", 0, 0, 0), |s| (s.state, s.bytes, s.hits, s.misses));
         bytes += b;
         hits += h;
         misses += m;

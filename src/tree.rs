@@ -101,7 +101,9 @@ impl InodeTable {
         let mut inner = Inner::default();
         inner.by_node.insert(Node::Mirror(PathBuf::new()), ROOT_INO);
         inner.nodes.push((Node::Mirror(PathBuf::new()), 1));
-        InodeTable { inner: Mutex::new(inner) }
+        InodeTable {
+            inner: Mutex::new(inner),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -144,7 +146,9 @@ impl InodeTable {
     /// The node numbered `ino`.
     pub fn node(&self, ino: u64) -> Option<Node> {
         let inner = self.lock();
-        index(ino).and_then(|i| inner.nodes.get(i)).map(|(n, _)| n.clone())
+        index(ino)
+            .and_then(|i| inner.nodes.get(i))
+            .map(|(n, _)| n.clone())
     }
 
     /// The kernel forgets `n` lookups of `ino`. Returns the source path the
@@ -195,7 +199,11 @@ mod tests {
         assert_ne!(a, ROOT_INO);
         assert_eq!(t.ino(&Node::Mirror("a".into())), a);
         assert_eq!(t.node(b), Some(Node::Volume("a".into(), 3, 1)));
-        assert_ne!(t.ino(&Node::Volume("a".into(), 3, 2)), b, "a new version is a new inode");
+        assert_ne!(
+            t.ino(&Node::Volume("a".into(), 3, 2)),
+            b,
+            "a new version is a new inode"
+        );
         assert_eq!(t.node(ROOT_INO), Some(Node::Mirror(PathBuf::new())));
         assert_eq!(t.node(0), None);
         assert_eq!(t.node(999), None);

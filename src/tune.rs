@@ -37,7 +37,10 @@ pub fn raise_read_ahead(mountpoint: &Path, kb: u32) -> Result<String, String> {
         .ok_or_else(|| format!("{} not found in /proc/self/mountinfo", mountpoint.display()))?;
     let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
     std::fs::write(&path, format!("{kb}\n")).map_err(|e| format!("{path}: {e}"))?;
-    Ok(format!("read-ahead of {} raised to {kb} KiB ({path})", mountpoint.display()))
+    Ok(format!(
+        "read-ahead of {} raised to {kb} KiB ({path})",
+        mountpoint.display()
+    ))
 }
 
 /// The `major:minor` of the last mount at `mountpoint`, from `/proc/self/mountinfo`.
@@ -60,7 +63,9 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| std::str::from_utf8(d).ok());
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok());
         match (bytes[i], octal.and_then(|d| u8::from_str_radix(d, 8).ok())) {
             (b'\\', Some(b)) => {
                 out.push(b);

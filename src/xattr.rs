@@ -62,9 +62,12 @@ impl Fs {
             "user.cache_mode" => self.cache_mode(&rel).as_str().to_string(),
             "user.in_memory" => if self.in_memory(&rel) { "1" } else { "0" }.to_string(),
             "user.uncache" => String::new(),
-            "user.nifti.shape" => {
-                layout.shape().iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-            }
+            "user.nifti.shape" => layout
+                .shape()
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             "user.nifti.dtype" => layout.dtype().name.to_string(),
             "user.nifti.volumes" => layout.n_vols().to_string(),
             _ => return Err(missing()),
@@ -93,7 +96,10 @@ impl Fs {
         match name.to_str() {
             Some("user.cache_mode") => {
                 let text = String::from_utf8_lossy(value);
-                let mode = text.trim_end_matches(['\n', '\0']).parse().map_err(Error::Invalid)?;
+                let mode = text
+                    .trim_end_matches(['\n', '\0'])
+                    .parse()
+                    .map_err(Error::Invalid)?;
                 self.set_cache_mode(&rel, &image, mode);
                 Ok(())
             }
@@ -109,9 +115,9 @@ impl Fs {
     /// `removexattr`: nothing can be removed.
     pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         match self.xattr_image(ino)? {
-            Some(_) if name.to_str().is_some_and(|n| NAMES.contains(&n)) => {
-                Err(Error::Access(format!("{} cannot be removed", name.to_string_lossy())))
-            }
+            Some(_) if name.to_str().is_some_and(|n| NAMES.contains(&n)) => Err(Error::Access(
+                format!("{} cannot be removed", name.to_string_lossy()),
+            )),
             _ => Err(Error::NoAttr(name.to_string_lossy().into_owned())),
         }
     }
@@ -124,7 +130,13 @@ mod tests {
     #[test]
     fn size_protocol() {
         assert_eq!(sized(b"fill".to_vec(), 0).unwrap(), XattrValue::Size(4));
-        assert_eq!(sized(b"fill".to_vec(), 4).unwrap(), XattrValue::Data(b"fill".to_vec()));
-        assert_eq!(sized(b"fill".to_vec(), 3).unwrap_err().errno(), libc::ERANGE);
+        assert_eq!(
+            sized(b"fill".to_vec(), 4).unwrap(),
+            XattrValue::Data(b"fill".to_vec())
+        );
+        assert_eq!(
+            sized(b"fill".to_vec(), 3).unwrap_err().errno(),
+            libc::ERANGE
+        );
     }
 }

@@ -22,7 +22,9 @@ struct Dir {
 
 impl Dir {
     fn new() -> Dir {
-        Dir { tmp: tempfile::tempdir().expect("tempdir") }
+        Dir {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -102,7 +104,10 @@ fn fill_mode_serves_source_bytes_and_becomes_full() {
     assert!(served);
     assert_eq!(got, data);
     let (served, _) = read(&c, "a.nii", &img, (n - 4) as u64, 8);
-    assert!(!served, "a read past the end of the array is left to the caller");
+    assert!(
+        !served,
+        "a read past the end of the array is left to the caller"
+    );
     assert_eq!(row(&c, "a.nii"), ("full", n as u64, 3, 1, Mode::Fill));
     let (served, got) = read(&c, "a.nii", &img, 4096, 1);
     assert!(served);
@@ -114,7 +119,11 @@ fn fill_mode_serves_source_bytes_and_becomes_full() {
 fn fill_mode_on_a_gzip_source() {
     let d = Dir::new();
     let data = bytes(16 * 16 * 8 * 12 * 2, 7);
-    std::fs::write(d.path("g.nii.gz"), gzip(&nifti1(&[16, 16, 8, 12], 4, 16, 0, &data))).unwrap();
+    std::fs::write(
+        d.path("g.nii.gz"),
+        gzip(&nifti1(&[16, 16, 8, 12], 4, 16, 0, &data)),
+    )
+    .unwrap();
     let img = d.probe("g.nii.gz");
     let c = Caches::new(Mode::Fill, 1 << 30);
     // A compressed image's reader never waits for the fill: the first read
@@ -123,7 +132,10 @@ fn fill_mode_on_a_gzip_source() {
     assert!(!served || got == data[5000..8000]);
     let start = std::time::Instant::now();
     while !c.in_memory(Path::new("g.nii.gz"), &img) {
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "fill never completed");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "fill never completed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let (served, got) = read(&c, "g.nii.gz", &img, 0, data.len());
@@ -198,7 +210,11 @@ fn budget_evicts_the_least_recently_used_image() {
         let (served, got) = read(&c, name, img, 0, data.len());
         assert!(served, "{name} served");
         assert_eq!(got, data, "{name} bytes");
-        assert!(c.used() <= budget, "used {} over budget after {name}", c.used());
+        assert!(
+            c.used() <= budget,
+            "used {} over budget after {name}",
+            c.used()
+        );
     };
     full("a.nii", &a, &da);
     full("b.nii", &b, &db);
@@ -207,8 +223,14 @@ fn budget_evicts_the_least_recently_used_image() {
     assert!(served);
     assert_eq!(got, &da[7..16]);
     full("c.nii", &cimg, &dc);
-    assert!(c.in_memory(Path::new("a.nii"), &a), "A (recently used) kept");
-    assert!(!c.in_memory(Path::new("b.nii"), &b), "B (least recently used) evicted");
+    assert!(
+        c.in_memory(Path::new("a.nii"), &a),
+        "A (recently used) kept"
+    );
+    assert!(
+        !c.in_memory(Path::new("b.nii"), &b),
+        "B (least recently used) evicted"
+    );
     assert!(c.in_memory(Path::new("c.nii"), &cimg), "C cached");
     assert_eq!(c.used(), 800_000);
     assert_eq!(row(&c, "b.nii").0, "empty");
@@ -234,7 +256,10 @@ fn an_image_larger_than_the_budget_is_never_cached() {
     }
     std::thread::sleep(Duration::from_millis(50));
     assert!(!c.in_memory(Path::new("big.nii"), &big));
-    assert!(c.in_memory(Path::new("small.nii"), &small), "the small image is not evicted for nothing");
+    assert!(
+        c.in_memory(Path::new("small.nii"), &small),
+        "the small image is not evicted for nothing"
+    );
     assert_eq!(c.used(), 400_000);
     assert_eq!(row(&c, "big.nii"), ("empty", 0, 0, 3, Mode::Fill));
 }
@@ -252,7 +277,10 @@ fn uncache_and_drop_all() {
     assert!(c.in_memory(Path::new("a.nii"), &a) && c.in_memory(Path::new("b.nii"), &b));
 
     assert!(c.uncache(Path::new("a.nii")));
-    assert!(!c.uncache(Path::new("a.nii")), "second uncache finds nothing");
+    assert!(
+        !c.uncache(Path::new("a.nii")),
+        "second uncache finds nothing"
+    );
     assert!(!c.uncache(Path::new("nope.nii")));
     assert!(!c.in_memory(Path::new("a.nii"), &a));
     assert!(c.in_memory(Path::new("b.nii"), &b), "only a.nii dropped");
@@ -275,7 +303,9 @@ fn uncache_and_drop_all() {
 
 /// A small deterministic generator for the concurrent readers.
 fn lcg(state: &mut u64) -> u64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     *state >> 33
 }
 
@@ -292,7 +322,8 @@ fn concurrent_readers_during_a_multi_chunk_fill() {
         let start = Arc::new(Barrier::new(8));
         let threads: Vec<_> = (0..8u64)
             .map(|t| {
-                let (c, img, data, start) = (c2.clone(), img2.clone(), data2.clone(), start.clone());
+                let (c, img, data, start) =
+                    (c2.clone(), img2.clone(), data2.clone(), start.clone());
                 std::thread::spawn(move || {
                     let mut s = t + 1;
                     start.wait();
@@ -302,7 +333,10 @@ fn concurrent_readers_during_a_multi_chunk_fill() {
                         let off = lcg(&mut s) % (n - len);
                         let mut out = vec![0u8; len as usize];
                         let served = c.read(Path::new("big.nii"), &img, off, &mut out);
-                        assert!(served, "thread {t} read {i} at {off}+{len} not served in fill mode");
+                        assert!(
+                            served,
+                            "thread {t} read {i} at {off}+{len} not served in fill mode"
+                        );
                         assert!(
                             out[..] == data[off as usize..(off + len) as usize],
                             "thread {t} read {i} at {off}+{len}: wrong bytes"
@@ -343,12 +377,21 @@ fn uncache_during_a_fill_does_not_hang_readers() {
     // Drop the cache once the reader has started its fill (most likely still
     // filling; if the fill already finished, uncache drops the full cache).
     let start = std::time::Instant::now();
-    while c.stats().iter().all(|r| r.path != Path::new("big.nii") || r.state == "empty") {
-        assert!(start.elapsed() < Duration::from_secs(20), "the reader never started a fill");
+    while c
+        .stats()
+        .iter()
+        .all(|r| r.path != Path::new("big.nii") || r.state == "empty")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the reader never started a fill"
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
     c.uncache(Path::new("big.nii"));
-    within(20, "reader of a cancelled fill", move || reader.join().expect("reader"));
+    within(20, "reader of a cancelled fill", move || {
+        reader.join().expect("reader")
+    });
     assert!(!c.in_memory(Path::new("big.nii"), &img));
     // A fresh read fills again.
     let (served, got) = within(20, "refill", {
@@ -388,7 +431,11 @@ fn truncated_source_fills_its_present_prefix_only() {
         assert_eq!(got, &data[5 << 20..(5 << 20) + 4096]);
     }
     // Past the end of the file: never served (the caller reads the source and gets EIO).
-    for off in [present as u64 + 10, (9 << 20) as u64, data.len() as u64 - 10] {
+    for off in [
+        present as u64 + 10,
+        (9 << 20) as u64,
+        data.len() as u64 - 10,
+    ] {
         let (served, _) = within(20, "read past the truncation", {
             let (c, img) = (c.clone(), img.clone());
             move || read(&c, "t.nii", &img, off, 10)
@@ -410,7 +457,10 @@ fn truncated_source_fills_its_present_prefix_only() {
             let (c, simg) = (c.clone(), simg.clone());
             move || read(&c, "s.nii", &simg, off, 10)
         });
-        assert!(!served, "s.nii at {off}: the chunk is incomplete, left to the caller");
+        assert!(
+            !served,
+            "s.nii at {off}: the chunk is incomplete, left to the caller"
+        );
     }
     assert!(!c.in_memory(Path::new("s.nii"), &simg));
 }
@@ -427,13 +477,22 @@ fn a_new_image_version_does_not_use_the_old_cache() {
     // Rewritten in place, different contents and size.
     let (v2, d2) = d.image("a.nii", &[8, 8, 8, 12], 62);
     assert_ne!(d1.len(), d2.len());
-    assert!(!c.in_memory(p, &v2), "the old version's cache is not the new one's");
+    assert!(
+        !c.in_memory(p, &v2),
+        "the old version's cache is not the new one's"
+    );
 
     // Unchanged mode: the old full cache must not serve the new version.
     c.set_mode(p, Mode::Unchanged);
     let (served, got) = read(&c, "a.nii", &v2, 0, 1000);
-    assert!(!served || got == d2[..1000], "old bytes served for the new version");
-    assert!(!served, "unchanged mode and no cache of the new version: caller reads the source");
+    assert!(
+        !served || got == d2[..1000],
+        "old bytes served for the new version"
+    );
+    assert!(
+        !served,
+        "unchanged mode and no cache of the new version: caller reads the source"
+    );
 
     // Fill mode: the new version is filled from the new file.
     c.set_mode(p, Mode::Fill);

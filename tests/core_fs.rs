@@ -25,8 +25,23 @@ fn root_listing_lookup_and_inodes() {
     assert_eq!(
         names(&root),
         [
-            ".", "..", ".nifuse", "a.nii", "a.nii.d", "b.nii.gz", "b.nii.gz.d", "bad.nii", "dir.nii",
-            "five.nii", "five.nii.d", "link.nii", "link.nii.d", "notes.txt", "out.nii", "sub", "x.nii",
+            ".",
+            "..",
+            ".nifuse",
+            "a.nii",
+            "a.nii.d",
+            "b.nii.gz",
+            "b.nii.gz.d",
+            "bad.nii",
+            "dir.nii",
+            "five.nii",
+            "five.nii.d",
+            "link.nii",
+            "link.nii.d",
+            "notes.txt",
+            "out.nii",
+            "sub",
+            "x.nii",
             "x.nii.d"
         ]
     );
@@ -36,17 +51,44 @@ fn root_listing_lookup_and_inodes() {
     assert_eq!(by_name("a.nii").kind, Kind::File);
     assert_eq!(by_name("link.nii").kind, Kind::Symlink);
     assert_eq!(by_name(".nifuse").kind, Kind::Dir);
-    let inos: HashSet<u64> = root.iter().filter(|e| e.name != "..").map(|e| e.ino).collect();
-    assert_eq!(inos.len(), root.len() - 1, "distinct inode numbers: {root:?}");
+    let inos: HashSet<u64> = root
+        .iter()
+        .filter(|e| e.name != "..")
+        .map(|e| e.ino)
+        .collect();
+    assert_eq!(
+        inos.len(),
+        root.len() - 1,
+        "distinct inode numbers: {root:?}"
+    );
 
     // Lookups agree with the listing and are stable.
-    for name in ["a.nii", "a.nii.d", "b.nii.gz.d", "notes.txt", "sub", "x.nii.d", ".nifuse", "link.nii.d"] {
-        let e1 = f.lookup(ROOT, OsStr::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for name in [
+        "a.nii",
+        "a.nii.d",
+        "b.nii.gz.d",
+        "notes.txt",
+        "sub",
+        "x.nii.d",
+        ".nifuse",
+        "link.nii.d",
+    ] {
+        let e1 = f
+            .lookup(ROOT, OsStr::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let e2 = f.lookup(ROOT, OsStr::new(name)).unwrap();
         assert_eq!(e1.attr.ino, e2.attr.ino, "{name}: stable inode");
-        assert_eq!(e1.attr.ino, by_name(name).ino, "{name}: lookup and readdir agree");
+        assert_eq!(
+            e1.attr.ino,
+            by_name(name).ino,
+            "{name}: lookup and readdir agree"
+        );
         assert_eq!(e1.attr.kind, by_name(name).kind, "{name}");
-        assert_eq!(f.getattr(e1.attr.ino).unwrap().attr, e1.attr, "{name}: getattr = lookup");
+        assert_eq!(
+            f.getattr(e1.attr.ino).unwrap().attr,
+            e1.attr,
+            "{name}: getattr = lookup"
+        );
         assert_eq!(e1.ttl, Duration::from_secs(1));
     }
     // Mirrored entries: sizes from the source, no write bits.
@@ -55,26 +97,51 @@ fn root_listing_lookup_and_inodes() {
     let a = f.lookup(ROOT, OsStr::new("a.nii")).unwrap().attr;
     assert_eq!(a.size, (352 + 7 * VOL) as u64);
     let ad = f.lookup(ROOT, OsStr::new("a.nii.d")).unwrap().attr;
-    assert_eq!((ad.kind, ad.perm & 0o222, ad.mtime), (Kind::Dir, 0, a.mtime));
+    assert_eq!(
+        (ad.kind, ad.perm & 0o222, ad.mtime),
+        (Kind::Dir, 0, a.mtime)
+    );
 
     // No .d for non-images, directories, symlinks leaving SOURCE.
-    for name in ["bad.nii.d", "notes.txt.d", "dir.nii.d", "out.nii.d", "sub.d", "missing.nii", "missing.nii.d"] {
-        assert_eq!(errno(f.lookup(ROOT, OsStr::new(name))), libc::ENOENT, "{name}");
+    for name in [
+        "bad.nii.d",
+        "notes.txt.d",
+        "dir.nii.d",
+        "out.nii.d",
+        "sub.d",
+        "missing.nii",
+        "missing.nii.d",
+    ] {
+        assert_eq!(
+            errno(f.lookup(ROOT, OsStr::new(name))),
+            libc::ENOENT,
+            "{name}"
+        );
     }
     for name in [".", "..", "a/b"] {
-        assert_eq!(errno(f.lookup(ROOT, OsStr::new(name))), libc::ENOENT, "{name:?}");
+        assert_eq!(
+            errno(f.lookup(ROOT, OsStr::new(name))),
+            libc::ENOENT,
+            "{name:?}"
+        );
     }
 
     // The real x.nii.d wins over the virtual one.
     let xd = walk(&f, "x.nii.d");
     assert_eq!(names(&list(&f, xd)), [".", "..", "real.txt"]);
     assert_eq!(read_all(&f, walk(&f, "x.nii.d/real.txt")), b"real");
-    assert_eq!(errno(f.lookup(xd, OsStr::new("vol_0000.nii"))), libc::ENOENT);
+    assert_eq!(
+        errno(f.lookup(xd, OsStr::new("vol_0000.nii"))),
+        libc::ENOENT
+    );
 
     // The control directory hides a real .nifuse.
     let ctl = walk(&f, ".nifuse");
     let ctl_attr = f.getattr(ctl).unwrap().attr;
-    assert_eq!((ctl_attr.kind, ctl_attr.perm, ctl_attr.uid, ctl_attr.gid), (Kind::Dir, 0o755, 1234, 5678));
+    assert_eq!(
+        (ctl_attr.kind, ctl_attr.perm, ctl_attr.uid, ctl_attr.gid),
+        (Kind::Dir, 0o755, 1234, 5678)
+    );
     assert_eq!(names(&list(&f, ctl)), [".", "..", "drop_caches", "stats"]);
     assert_eq!(errno(f.lookup(ctl, OsStr::new("secret"))), libc::ENOENT);
 
@@ -122,7 +189,11 @@ fn volume_directories_names_widths_and_sizes() {
     let s = Src::new(|src| {
         standard_source(src);
         let data = bytes(10_001, 9);
-        fs::write(src.join("many.nii"), nifti1(&[1, 1, 1, 10_001], 2, 8, 0, &data)).unwrap();
+        fs::write(
+            src.join("many.nii"),
+            nifti1(&[1, 1, 1, 10_001], 2, 8, 0, &data),
+        )
+        .unwrap();
     });
     let f = s.fs(Mode::Fill);
     let ad = walk(&f, "a.nii.d");
@@ -132,7 +203,10 @@ fn volume_directories_names_widths_and_sizes() {
         .map(|s| s.to_string())
         .chain((0..7).map(|k| format!("vol_{k:04}.nii")))
         .collect();
-    let in_order: Vec<String> = listing.iter().map(|e| e.name.to_string_lossy().into_owned()).collect();
+    let in_order: Vec<String> = listing
+        .iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
     assert_eq!(in_order, expected, "volumes listed in order");
     assert_eq!(listing[0].ino, ad);
     assert_eq!(listing[1].ino, ROOT);
@@ -140,12 +214,23 @@ fn volume_directories_names_widths_and_sizes() {
         assert_eq!(e.kind, Kind::File);
         let entry = f.lookup(ad, &e.name).unwrap();
         assert_eq!(entry.attr.ino, e.ino, "vol {k}: readdir and lookup agree");
-        assert_eq!(entry.attr.size, (352 + VOL) as u64, "vol {k}: size from the header");
+        assert_eq!(
+            entry.attr.size,
+            (352 + VOL) as u64,
+            "vol {k}: size from the header"
+        );
         assert_eq!(entry.attr.kind, Kind::File);
         assert_eq!(entry.attr.perm & 0o222, 0);
         assert_eq!(f.lookup(ad, &e.name).unwrap().attr.ino, e.ino, "stable");
     }
-    for bad in ["vol_007.nii", "vol_0007.nii", "vol_00001.nii", "vol_0001", "vol_000a.nii", "x"] {
+    for bad in [
+        "vol_007.nii",
+        "vol_0007.nii",
+        "vol_00001.nii",
+        "vol_0001",
+        "vol_000a.nii",
+        "x",
+    ] {
         assert_eq!(errno(f.lookup(ad, OsStr::new(bad))), libc::ENOENT, "{bad}");
     }
     let v0 = walk(&f, "a.nii.d/vol_0000.nii");
@@ -157,18 +242,43 @@ fn volume_directories_names_widths_and_sizes() {
     let md = walk(&f, "many.nii.d");
     let many = list(&f, md);
     assert_eq!(many.len(), 10_003);
-    assert_eq!((many[2].name.to_str(), many[10_002].name.to_str()), (Some("vol_00000.nii"), Some("vol_10000.nii")));
-    assert!(many[2..].iter().all(|e| e.name.len() == "vol_00000.nii".len()));
-    assert_eq!(f.lookup(md, OsStr::new("vol_10000.nii")).unwrap().attr.size, 353);
-    assert_eq!(errno(f.lookup(md, OsStr::new("vol_0001.nii"))), libc::ENOENT);
-    assert_eq!(errno(f.lookup(md, OsStr::new("vol_10001.nii"))), libc::ENOENT);
+    assert_eq!(
+        (many[2].name.to_str(), many[10_002].name.to_str()),
+        (Some("vol_00000.nii"), Some("vol_10000.nii"))
+    );
+    assert!(
+        many[2..]
+            .iter()
+            .all(|e| e.name.len() == "vol_00000.nii".len())
+    );
+    assert_eq!(
+        f.lookup(md, OsStr::new("vol_10000.nii")).unwrap().attr.size,
+        353
+    );
+    assert_eq!(
+        errno(f.lookup(md, OsStr::new("vol_0001.nii"))),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno(f.lookup(md, OsStr::new("vol_10001.nii"))),
+        libc::ENOENT
+    );
 
     // 5D: dims 4 and 5 flattened.
-    assert_eq!(names(&list(&f, walk(&f, "five.nii.d")))[2..], ["vol_0000.nii", "vol_0001.nii", "vol_0002.nii", "vol_0003.nii", "vol_0004.nii", "vol_0005.nii"]);
+    assert_eq!(
+        names(&list(&f, walk(&f, "five.nii.d")))[2..],
+        [
+            "vol_0000.nii",
+            "vol_0001.nii",
+            "vol_0002.nii",
+            "vol_0003.nii",
+            "vol_0004.nii",
+            "vol_0005.nii"
+        ]
+    );
 }
 
 // ---------------------------------------------------------------- reads
-
 
 #[test]
 fn volume_reads_at_every_boundary_plain_gzip_symlink_5d() {
@@ -192,13 +302,25 @@ fn volume_reads_at_every_boundary_plain_gzip_symlink_5d() {
             let ino = walk(&f, &format!("{path}.d/vol_{k:04}.nii"));
             let whole = expected_volume(file, vol, k);
             check_reads(&f, ino, &whole, &format!("{mode:?} {path} vol {k}"));
-            assert_eq!(read_all(&f, ino), whole, "{mode:?} {path} vol {k}: whole file");
+            assert_eq!(
+                read_all(&f, ino),
+                whole,
+                "{mode:?} {path} vol {k}: whole file"
+            );
         }
         let b3 = read_all(&f, walk(&f, "b.nii.gz.d/vol_0003.nii"));
-        assert_eq!(i16::from_le_bytes([b3[68], b3[69]]), 0, "intent 2001 cleared");
+        assert_eq!(
+            i16::from_le_bytes([b3[68], b3[69]]),
+            0,
+            "intent 2001 cleared"
+        );
         let want = mode == Mode::Fill;
         for img in ["a.nii", "b.nii.gz", "sub/c.nii", "five.nii"] {
-            assert_eq!(f.in_memory(Path::new(img)), want, "{mode:?}: {img} in memory");
+            assert_eq!(
+                f.in_memory(Path::new(img)),
+                want,
+                "{mode:?}: {img} in memory"
+            );
         }
         // Mirrored files read as they are.
         assert_eq!(read_all(&f, walk(&f, "a.nii")), a);
@@ -218,13 +340,25 @@ fn truncated_volumes_fail_with_eio_and_present_ones_read() {
         for name in ["t.nii", "tz.nii.gz"] {
             for k in 0..4 {
                 let ino = walk(&f, &format!("{name}.d/vol_{k:04}.nii"));
-                assert_eq!(read_all(&f, ino), expected_volume(&img, VOL, k), "{mode:?} {name} vol {k}");
+                assert_eq!(
+                    read_all(&f, ino),
+                    expected_volume(&img, VOL, k),
+                    "{mode:?} {name} vol {k}"
+                );
             }
             for k in 4..7 {
                 let ino = walk(&f, &format!("{name}.d/vol_{k:04}.nii"));
                 let fh = f.open(ino, libc::O_RDONLY).unwrap().fh;
-                assert_eq!(f.read(fh, 0, 352).unwrap(), expected_volume(&img, VOL, 0)[..352], "header still reads");
-                assert_eq!(errno(f.read(fh, 0, 4096)), libc::EIO, "{mode:?} {name} vol {k}");
+                assert_eq!(
+                    f.read(fh, 0, 352).unwrap(),
+                    expected_volume(&img, VOL, 0)[..352],
+                    "header still reads"
+                );
+                assert_eq!(
+                    errno(f.read(fh, 0, 4096)),
+                    libc::EIO,
+                    "{mode:?} {name} vol {k}"
+                );
                 f.release(fh);
             }
             assert!(!f.in_memory(Path::new(name)));
@@ -243,26 +377,58 @@ fn writes_are_refused_with_erofs() {
     let stats = walk(&f, ".nifuse/stats");
     let dc = walk(&f, ".nifuse/drop_caches");
     for (ino, what) in [(vol, "volume"), (notes, "mirrored file"), (stats, "stats")] {
-        for flags in [libc::O_WRONLY, libc::O_RDWR, libc::O_RDONLY | libc::O_TRUNC, libc::O_WRONLY | libc::O_APPEND] {
-            assert_eq!(errno(f.open(ino, flags)), libc::EROFS, "{what} flags {flags:#o}");
+        for flags in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_RDONLY | libc::O_TRUNC,
+            libc::O_WRONLY | libc::O_APPEND,
+        ] {
+            assert_eq!(
+                errno(f.open(ino, flags)),
+                libc::EROFS,
+                "{what} flags {flags:#o}"
+            );
         }
-        assert_eq!(errno(f.setattr(ino, Some(0))), libc::EROFS, "{what}: truncate");
-        assert_eq!(errno(f.setattr(ino, None)), libc::EROFS, "{what}: chmod/utimes");
+        assert_eq!(
+            errno(f.setattr(ino, Some(0))),
+            libc::EROFS,
+            "{what}: truncate"
+        );
+        assert_eq!(
+            errno(f.setattr(ino, None)),
+            libc::EROFS,
+            "{what}: chmod/utimes"
+        );
         let fh = f.open(ino, libc::O_RDONLY).unwrap().fh;
         assert_eq!(errno(f.write(fh, b"x")), libc::EROFS, "{what}: write");
         f.release(fh);
     }
-    for ino in [ROOT, walk(&f, "a.nii.d"), walk(&f, "a.nii"), walk(&f, "sub")] {
-        assert_eq!(errno(f.setattr(ino, None)), libc::EROFS, "setattr of inode {ino}");
+    for ino in [
+        ROOT,
+        walk(&f, "a.nii.d"),
+        walk(&f, "a.nii"),
+        walk(&f, "sub"),
+    ] {
+        assert_eq!(
+            errno(f.setattr(ino, None)),
+            libc::EROFS,
+            "setattr of inode {ino}"
+        );
     }
     // drop_caches: opened for writing with truncation, as `echo 1 >` does.
-    let fh = f.open(dc, libc::O_WRONLY | libc::O_TRUNC | libc::O_CREAT).unwrap().fh;
+    let fh = f
+        .open(dc, libc::O_WRONLY | libc::O_TRUNC | libc::O_CREAT)
+        .unwrap()
+        .fh;
     assert_eq!(f.setattr(dc, Some(0)).unwrap().attr.ino, dc);
     assert_eq!(errno(f.setattr(dc, Some(5))), libc::EROFS);
     assert_eq!(f.write(fh, b"1\n").unwrap(), 2);
     f.release(fh);
     assert_eq!(fs::read(s.dir().join("notes.txt")).unwrap(), b"hello\n");
-    assert_eq!(fs::read(s.dir().join("a.nii")).unwrap(), image(&[4, 5, 6, 7], 1, 0).0);
+    assert_eq!(
+        fs::read(s.dir().join("a.nii")).unwrap(),
+        image(&[4, 5, 6, 7], 1, 0).0
+    );
 }
 
 // ---------------------------------------------------------------- xattrs
@@ -275,21 +441,47 @@ fn xattr_protocol_and_values() {
     let ad = walk(&f, "a.nii.d");
     let b = walk(&f, "b.nii.gz");
     for ino in [a, ad] {
-        assert_eq!(f.getxattr(ino, OsStr::new("user.cache_mode"), 0).unwrap(), XattrValue::Size(4));
+        assert_eq!(
+            f.getxattr(ino, OsStr::new("user.cache_mode"), 0).unwrap(),
+            XattrValue::Size(4)
+        );
         assert_eq!(
             f.getxattr(ino, OsStr::new("user.cache_mode"), 4).unwrap(),
             XattrValue::Data(b"fill".to_vec())
         );
-        assert_eq!(errno(f.getxattr(ino, OsStr::new("user.cache_mode"), 3)), libc::ERANGE);
+        assert_eq!(
+            errno(f.getxattr(ino, OsStr::new("user.cache_mode"), 3)),
+            libc::ERANGE
+        );
         assert_eq!(xattr(&f, ino, "user.in_memory"), "0");
         assert_eq!(xattr(&f, ino, "user.nifti.shape"), "4,5,6,7");
         assert_eq!(xattr(&f, ino, "user.nifti.dtype"), "int16");
         assert_eq!(xattr(&f, ino, "user.nifti.volumes"), "7");
-        assert_eq!(f.getxattr(ino, OsStr::new("user.nifti.shape"), 0).unwrap(), XattrValue::Size(7));
-        assert_eq!(f.getxattr(ino, OsStr::new("user.uncache"), 0).unwrap(), XattrValue::Size(0));
-        for missing in ["user.nope", "security.selinux", "system.posix_acl_access", "trusted.x", ""] {
-            assert_eq!(errno(f.getxattr(ino, OsStr::new(missing), 0)), libc::ENODATA, "{missing:?}");
-            assert_eq!(errno(f.getxattr(ino, OsStr::new(missing), 100)), libc::ENODATA, "{missing:?}");
+        assert_eq!(
+            f.getxattr(ino, OsStr::new("user.nifti.shape"), 0).unwrap(),
+            XattrValue::Size(7)
+        );
+        assert_eq!(
+            f.getxattr(ino, OsStr::new("user.uncache"), 0).unwrap(),
+            XattrValue::Size(0)
+        );
+        for missing in [
+            "user.nope",
+            "security.selinux",
+            "system.posix_acl_access",
+            "trusted.x",
+            "",
+        ] {
+            assert_eq!(
+                errno(f.getxattr(ino, OsStr::new(missing), 0)),
+                libc::ENODATA,
+                "{missing:?}"
+            );
+            assert_eq!(
+                errno(f.getxattr(ino, OsStr::new(missing), 100)),
+                libc::ENODATA,
+                "{missing:?}"
+            );
         }
         // listxattr: every name, NUL-terminated.
         let mut want = Vec::new();
@@ -297,9 +489,18 @@ fn xattr_protocol_and_values() {
             want.extend_from_slice(n.as_bytes());
             want.push(0);
         }
-        assert_eq!(f.listxattr(ino, 0).unwrap(), XattrValue::Size(want.len() as u32));
-        assert_eq!(f.listxattr(ino, want.len() as u32).unwrap(), XattrValue::Data(want.clone()));
-        assert_eq!(f.listxattr(ino, 4096).unwrap(), XattrValue::Data(want.clone()));
+        assert_eq!(
+            f.listxattr(ino, 0).unwrap(),
+            XattrValue::Size(want.len() as u32)
+        );
+        assert_eq!(
+            f.listxattr(ino, want.len() as u32).unwrap(),
+            XattrValue::Data(want.clone())
+        );
+        assert_eq!(
+            f.listxattr(ino, 4096).unwrap(),
+            XattrValue::Data(want.clone())
+        );
         assert_eq!(errno(f.listxattr(ino, want.len() as u32 - 1)), libc::ERANGE);
         let listed: Vec<&[u8]> = want.split(|&c| c == 0).filter(|n| !n.is_empty()).collect();
         for n in [
@@ -325,29 +526,61 @@ fn xattr_protocol_and_values() {
         walk(&f, ".nifuse/stats"),
     ];
     for ino in others {
-        assert_eq!(f.listxattr(ino, 0).unwrap(), XattrValue::Size(0), "inode {ino}");
-        assert_eq!(f.listxattr(ino, 100).unwrap(), XattrValue::Data(Vec::new()), "inode {ino}");
+        assert_eq!(
+            f.listxattr(ino, 0).unwrap(),
+            XattrValue::Size(0),
+            "inode {ino}"
+        );
+        assert_eq!(
+            f.listxattr(ino, 100).unwrap(),
+            XattrValue::Data(Vec::new()),
+            "inode {ino}"
+        );
         for n in NAMES {
-            assert_eq!(errno(f.getxattr(ino, OsStr::new(n), 0)), libc::ENODATA, "inode {ino} {n}");
+            assert_eq!(
+                errno(f.getxattr(ino, OsStr::new(n), 0)),
+                libc::ENODATA,
+                "inode {ino} {n}"
+            );
         }
         let e = errno(f.setxattr(ino, OsStr::new("user.cache_mode"), b"fill"));
         assert_ne!(e, libc::ENOSYS);
         assert_ne!(e, 0);
     }
-    assert_eq!(errno(f.getxattr(999_999, OsStr::new("user.cache_mode"), 0)), libc::ENOENT);
+    assert_eq!(
+        errno(f.getxattr(999_999, OsStr::new("user.cache_mode"), 0)),
+        libc::ENOENT
+    );
 
     // cache_mode: set on NAME.d, seen on NAME; invalid values refused and ignored.
-    f.setxattr(ad, OsStr::new("user.cache_mode"), b"unchanged").unwrap();
+    f.setxattr(ad, OsStr::new("user.cache_mode"), b"unchanged")
+        .unwrap();
     assert_eq!(xattr(&f, a, "user.cache_mode"), "unchanged");
-    assert_eq!(xattr(&f, b, "user.cache_mode"), "fill", "other images keep the default");
+    assert_eq!(
+        xattr(&f, b, "user.cache_mode"),
+        "fill",
+        "other images keep the default"
+    );
     for bad in [&b"bogus"[..], b"", b"FILL", b"fill unchanged", b" fill"] {
-        assert_eq!(errno(f.setxattr(a, OsStr::new("user.cache_mode"), bad)), libc::EINVAL, "{bad:?}");
+        assert_eq!(
+            errno(f.setxattr(a, OsStr::new("user.cache_mode"), bad)),
+            libc::EINVAL,
+            "{bad:?}"
+        );
     }
     assert_eq!(xattr(&f, ad, "user.cache_mode"), "unchanged");
     // Read-only attributes cannot be set; none is ENOSYS.
-    for ro in ["user.in_memory", "user.nifti.shape", "user.nifti.dtype", "user.nifti.volumes"] {
+    for ro in [
+        "user.in_memory",
+        "user.nifti.shape",
+        "user.nifti.dtype",
+        "user.nifti.volumes",
+    ] {
         let e = errno(f.setxattr(a, OsStr::new(ro), b"1"));
-        assert!(e == libc::EACCES || e == libc::EPERM || e == libc::EROFS, "{ro}: errno {e}");
+        assert!(
+            e == libc::EACCES || e == libc::EPERM || e == libc::EROFS,
+            "{ro}: errno {e}"
+        );
     }
 
     // unchanged: reads do not fill.
@@ -356,7 +589,8 @@ fn xattr_protocol_and_values() {
     assert_eq!(read_all(&f, v), expected_volume(&afile, VOL, 2));
     assert_eq!(xattr(&f, a, "user.in_memory"), "0");
     // fill (a trailing newline, as `setfattr -v` may send, is accepted).
-    f.setxattr(a, OsStr::new("user.cache_mode"), b"fill\n").unwrap();
+    f.setxattr(a, OsStr::new("user.cache_mode"), b"fill\n")
+        .unwrap();
     assert_eq!(xattr(&f, ad, "user.cache_mode"), "fill");
     assert_eq!(read_all(&f, v), expected_volume(&afile, VOL, 2));
     assert_eq!(xattr(&f, a, "user.in_memory"), "1");
@@ -371,6 +605,12 @@ fn xattr_protocol_and_values() {
     assert_eq!(xattr(&f, ad, "user.in_memory"), "0");
     f.setxattr(a, OsStr::new("user.uncache"), b"1").unwrap();
     // Removing is never possible, and never ENOSYS.
-    assert_eq!(errno(f.removexattr(a, OsStr::new("user.cache_mode"))), libc::EACCES);
-    assert_eq!(errno(f.removexattr(a, OsStr::new("user.nope"))), libc::ENODATA);
+    assert_eq!(
+        errno(f.removexattr(a, OsStr::new("user.cache_mode"))),
+        libc::EACCES
+    );
+    assert_eq!(
+        errno(f.removexattr(a, OsStr::new("user.nope"))),
+        libc::ENODATA
+    );
 }

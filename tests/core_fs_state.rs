@@ -8,8 +8,8 @@ use std::fs;
 use std::path::Path;
 
 use common::corefs::*;
-use common::json::{J, parse_json};
 use common::gzip;
+use common::json::{J, parse_json};
 use nifuse::attr::Kind;
 use nifuse::cache::Mode;
 use nifuse::fs::Fs;
@@ -17,7 +17,10 @@ use nifuse::fs::Fs;
 fn stats(f: &Fs) -> (String, J) {
     let ino = walk(f, ".nifuse/stats");
     let opened = f.open(ino, libc::O_RDONLY).unwrap();
-    assert!(opened.direct_io, "stats has no size known in advance: direct_io");
+    assert!(
+        opened.direct_io,
+        "stats has no size known in advance: direct_io"
+    );
     let text = String::from_utf8(f.read(opened.fh, 0, 1 << 20).unwrap()).unwrap();
     // Reads at an offset see the same snapshot.
     assert_eq!(f.read(opened.fh, 5, 10).unwrap(), text.as_bytes()[5..15]);
@@ -55,7 +58,12 @@ fn stats_json_and_drop_caches() {
     f.read(fh, 400, 10).unwrap();
     f.release(fh);
     // b.nii.gz: unchanged, one data read (a miss).
-    f.setxattr(walk(&f, "b.nii.gz"), OsStr::new("user.cache_mode"), b"unchanged").unwrap();
+    f.setxattr(
+        walk(&f, "b.nii.gz"),
+        OsStr::new("user.cache_mode"),
+        b"unchanged",
+    )
+    .unwrap();
     let vb = walk(&f, "b.nii.gz.d/vol_0000.nii");
     read_all(&f, vb);
     walk(&f, &format!("{weird}.d"));
@@ -69,13 +77,21 @@ fn stats_json_and_drop_caches() {
     assert_eq!(ra.get("cache_mode").str(), "fill");
     assert_eq!(ra.get("cache_state").str(), "full");
     assert_eq!(ra.get("cache_bytes").num(), (7 * VOL) as f64);
-    assert_eq!((ra.get("hits").num(), ra.get("misses").num()), (2.0, 0.0), "{text}");
+    assert_eq!(
+        (ra.get("hits").num(), ra.get("misses").num()),
+        (2.0, 0.0),
+        "{text}"
+    );
     let rb = image_row(&j, "b.nii.gz");
     assert_eq!(rb.get("compressed"), &J::Bool(true));
     assert_eq!(rb.get("cache_mode").str(), "unchanged");
     assert_eq!(rb.get("cache_state").str(), "empty");
     assert_eq!(rb.get("cache_bytes").num(), 0.0);
-    assert_eq!((rb.get("hits").num(), rb.get("misses").num()), (0.0, 1.0), "{text}");
+    assert_eq!(
+        (rb.get("hits").num(), rb.get("misses").num()),
+        (0.0, 1.0),
+        "{text}"
+    );
     assert!(!rb.get("index").str().is_empty());
     let rw = image_row(&j, weird);
     assert_eq!(rw.get("volumes").num(), 2.0);
@@ -88,7 +104,8 @@ fn stats_json_and_drop_caches() {
     assert_eq!((t.get("hits").num(), t.get("misses").num()), (2.0, 1.0));
 
     // drop_caches: "1" empties every cache; other values are EINVAL.
-    f.setxattr(walk(&f, "b.nii.gz"), OsStr::new("user.cache_mode"), b"fill").unwrap();
+    f.setxattr(walk(&f, "b.nii.gz"), OsStr::new("user.cache_mode"), b"fill")
+        .unwrap();
     read_all(&f, vb);
     assert!(f.in_memory(Path::new("a.nii")) && filled(&f, "b.nii.gz"));
     let dc = walk(&f, ".nifuse/drop_caches");
@@ -98,7 +115,10 @@ fn stats_json_and_drop_caches() {
     for bad in [&b"0"[..], b"2", b"", b"\n", b"abc", b"11", b"1 2"] {
         assert_eq!(errno(f.write(fh, bad)), libc::EINVAL, "{bad:?}");
     }
-    assert!(f.in_memory(Path::new("a.nii")), "invalid writes drop nothing");
+    assert!(
+        f.in_memory(Path::new("a.nii")),
+        "invalid writes drop nothing"
+    );
     assert_eq!(f.write(fh, b"1\n").unwrap(), 2);
     f.release(fh);
     assert!(!f.in_memory(Path::new("a.nii")));
@@ -106,7 +126,13 @@ fn stats_json_and_drop_caches() {
     let (text, j) = stats(&f);
     assert_eq!(j.get("totals").get("cached_images").num(), 0.0, "{text}");
     assert_eq!(j.get("totals").get("cache_bytes").num(), 0.0);
-    assert!(j.get("images").arr().iter().all(|r| r.get("cache_state").str() == "empty"), "{text}");
+    assert!(
+        j.get("images")
+            .arr()
+            .iter()
+            .all(|r| r.get("cache_state").str() == "empty"),
+        "{text}"
+    );
     // Reading drop_caches gives nothing; writing "1" with a plain open works too.
     let fh = f.open(dc, libc::O_WRONLY).unwrap().fh;
     assert_eq!(f.write(fh, b"1").unwrap(), 1);
@@ -140,8 +166,14 @@ fn forgetting_every_inode_of_an_image_drops_its_cache() {
     assert_eq!(f.forget(v0, 1), None);
     assert!(f.in_memory(a), "a.nii itself is still looked up");
     assert_eq!(f.forget(ai, 1), Some(a.to_path_buf()));
-    assert!(!f.in_memory(a), "no inode of a.nii held and nothing open: cache dropped");
-    assert!(f.in_memory(Path::new("sub/c.nii")), "other images keep their caches");
+    assert!(
+        !f.in_memory(a),
+        "no inode of a.nii held and nothing open: cache dropped"
+    );
+    assert!(
+        f.in_memory(Path::new("sub/c.nii")),
+        "other images keep their caches"
+    );
     // Forgetting again does nothing.
     assert_eq!(f.forget(ai, 1), None);
 
@@ -164,12 +196,18 @@ fn forgetting_an_image_with_an_open_volume_keeps_its_cache() {
     let v = f.lookup(ad, OsStr::new("vol_0005.nii")).unwrap().attr.ino;
     let fh = f.open(v, libc::O_RDONLY).unwrap().fh;
     let (afile, _) = image(&[4, 5, 6, 7], 1, 0);
-    assert_eq!(f.read(fh, 0, 1 << 20).unwrap(), expected_volume(&afile, VOL, 5));
+    assert_eq!(
+        f.read(fh, 0, 1 << 20).unwrap(),
+        expected_volume(&afile, VOL, 5)
+    );
     assert!(f.in_memory(a));
     f.forget(v, 1);
     f.forget(ad, 1);
     assert!(f.in_memory(a), "a volume of a.nii is open: cache kept");
-    assert_eq!(f.read(fh, 0, 1 << 20).unwrap(), expected_volume(&afile, VOL, 5));
+    assert_eq!(
+        f.read(fh, 0, 1 << 20).unwrap(),
+        expected_volume(&afile, VOL, 5)
+    );
     f.release(fh);
 }
 
@@ -193,22 +231,44 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
     fs::write(s.dir().join("a.nii"), &new).unwrap();
     assert_eq!(f.getattr(ai).unwrap().attr.size, new.len() as u64);
     // Inodes of the old version are stale: the kernel looks the names up again.
-    assert_eq!(errno(f.getattr(v2)), libc::ESTALE, "an inode of the old version");
+    assert_eq!(
+        errno(f.getattr(v2)),
+        libc::ESTALE,
+        "an inode of the old version"
+    );
     assert_eq!(errno(f.open(v5, libc::O_RDONLY)), libc::ESTALE);
-    assert_eq!(errno(f.lookup(ad, OsStr::new("vol_0002.nii"))), libc::ESTALE);
+    assert_eq!(
+        errno(f.lookup(ad, OsStr::new("vol_0002.nii"))),
+        libc::ESTALE
+    );
     let ad = walk(&f, "a.nii.d");
     let v2_old = v2;
     let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     assert_ne!(v2, v2_old, "a new version gets new inodes");
-    assert_eq!(f.getattr(v2).unwrap().attr.size, (352 + new_vol) as u64, "new volume size");
-    assert_eq!(errno(f.lookup(ad, OsStr::new("vol_0005.nii"))), libc::ENOENT, "volume 5 is gone");
-    assert!(!f.in_memory(Path::new("a.nii")), "the old version's cache is not the new one's");
+    assert_eq!(
+        f.getattr(v2).unwrap().attr.size,
+        (352 + new_vol) as u64,
+        "new volume size"
+    );
+    assert_eq!(
+        errno(f.lookup(ad, OsStr::new("vol_0005.nii"))),
+        libc::ENOENT,
+        "volume 5 is gone"
+    );
+    assert!(
+        !f.in_memory(Path::new("a.nii")),
+        "the old version's cache is not the new one's"
+    );
     assert_eq!(
         names(&list(&f, ad)),
         [".", "..", "vol_0000.nii", "vol_0001.nii", "vol_0002.nii"]
     );
     assert_eq!(xattr(&f, ai, "user.nifti.shape"), "8,8,8,3");
-    assert_eq!(f.lookup(ad, OsStr::new("vol_0002.nii")).unwrap().attr.ino, v2, "stable while unchanged");
+    assert_eq!(
+        f.lookup(ad, OsStr::new("vol_0002.nii")).unwrap().attr.ino,
+        v2,
+        "stable while unchanged"
+    );
     let whole = expected_volume(&new, new_vol, 2);
     check_reads(&f, v2, &whole, "rewritten a.nii vol 2");
     assert_eq!(read_all(&f, v2), whole);
@@ -224,7 +284,10 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
     let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     assert_eq!(f.getattr(v2).unwrap().attr.size, (352 + VOL) as u64);
     assert_eq!(read_all(&f, v2), expected_volume(&newer, VOL, 2));
-    assert_eq!(read_all(&f, walk(&f, "a.nii.d/vol_0003.nii")), expected_volume(&newer, VOL, 3));
+    assert_eq!(
+        read_all(&f, walk(&f, "a.nii.d/vol_0003.nii")),
+        expected_volume(&newer, VOL, 3)
+    );
 }
 
 #[test]
@@ -234,18 +297,38 @@ fn an_open_volume_keeps_reading_its_version_after_a_replace() {
     let (old, _) = image(&[4, 5, 6, 7], 1, 0);
     let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     let old_fh = f.open(v2, libc::O_RDONLY).unwrap().fh;
-    assert_eq!(f.read(old_fh, 0, 100).unwrap(), expected_volume(&old, VOL, 2)[..100]);
+    assert_eq!(
+        f.read(old_fh, 0, 100).unwrap(),
+        expected_volume(&old, VOL, 2)[..100]
+    );
 
     let (new, _) = image(&[4, 5, 6, 7], 99, 0);
     let tmp = s.tmp.path().join("staging.nii");
     fs::write(&tmp, &new).unwrap();
     fs::rename(&tmp, s.dir().join("a.nii")).unwrap();
-    assert_eq!(errno(f.open(v2, libc::O_RDONLY)), libc::ESTALE, "the old inode");
+    assert_eq!(
+        errno(f.open(v2, libc::O_RDONLY)),
+        libc::ESTALE,
+        "the old inode"
+    );
     // The open handle keeps its version's attributes (fstat).
-    assert_eq!(f.getattr_open(v2, Some(old_fh)).unwrap().attr.size, (352 + VOL) as u64);
-    let new_fh = f.open(walk(&f, "a.nii.d/vol_0002.nii"), libc::O_RDONLY).unwrap().fh;
-    assert_eq!(f.read(new_fh, 0, 1 << 20).unwrap(), expected_volume(&new, VOL, 2));
-    assert_eq!(f.read(old_fh, 0, 1 << 20).unwrap(), expected_volume(&old, VOL, 2), "no mix of versions");
+    assert_eq!(
+        f.getattr_open(v2, Some(old_fh)).unwrap().attr.size,
+        (352 + VOL) as u64
+    );
+    let new_fh = f
+        .open(walk(&f, "a.nii.d/vol_0002.nii"), libc::O_RDONLY)
+        .unwrap()
+        .fh;
+    assert_eq!(
+        f.read(new_fh, 0, 1 << 20).unwrap(),
+        expected_volume(&new, VOL, 2)
+    );
+    assert_eq!(
+        f.read(old_fh, 0, 1 << 20).unwrap(),
+        expected_volume(&old, VOL, 2),
+        "no mix of versions"
+    );
     f.release(old_fh);
     f.release(new_fh);
 }
@@ -257,7 +340,10 @@ fn a_stale_handle_does_not_replace_the_current_cache() {
     let (old, _) = image(&[4, 5, 6, 7], 1, 0);
     let v2 = walk(&f, "a.nii.d/vol_0002.nii");
     let old_fh = f.open(v2, libc::O_RDONLY).unwrap().fh;
-    assert_eq!(f.read(old_fh, 0, 1 << 20).unwrap(), expected_volume(&old, VOL, 2));
+    assert_eq!(
+        f.read(old_fh, 0, 1 << 20).unwrap(),
+        expected_volume(&old, VOL, 2)
+    );
 
     // Replaced by rename: the new version is read and cached.
     let (new, _) = image(&[4, 5, 6, 7], 99, 0);
@@ -269,7 +355,10 @@ fn a_stale_handle_does_not_replace_the_current_cache() {
     assert!(f.in_memory(Path::new("a.nii")), "new version cached");
 
     // A reader still holding the old version gets the old bytes...
-    assert_eq!(f.read(old_fh, 0, 1 << 20).unwrap(), expected_volume(&old, VOL, 2));
+    assert_eq!(
+        f.read(old_fh, 0, 1 << 20).unwrap(),
+        expected_volume(&old, VOL, 2)
+    );
     // ...but must not throw away the current version's cache to refill it from the old file.
     assert!(
         f.in_memory(Path::new("a.nii")),

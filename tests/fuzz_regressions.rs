@@ -5,7 +5,9 @@
 
 mod fuzz_checks;
 
-use fuzz_checks::{Input, check, check_layout_new, generate_image_start, make_extension, make_header};
+use fuzz_checks::{
+    Input, check, check_layout_new, generate_image_start, make_extension, make_header,
+};
 use nifuse::nifti::{FormatError, ImageLayout, NIFTI1, NIFTI2};
 
 const TARGETS: [&str; 4] = ["header", "layout", "gzip_stream", "gzip_index"];
@@ -15,7 +17,9 @@ fn saved_fuzz_inputs_pass_their_checks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_inputs");
     let mut n = 0;
     for t in TARGETS {
-        let Ok(dir) = std::fs::read_dir(root.join(t)) else { continue };
+        let Ok(dir) = std::fs::read_dir(root.join(t)) else {
+            continue;
+        };
         let mut files: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         files.sort();
         for f in files {
@@ -40,7 +44,15 @@ fn generated_seeds_pass_their_checks() {
 
 /// A valid single-file NIfTI-1 start: 4D int16 64x64x30x10.
 fn valid_n1() -> Vec<u8> {
-    let mut b = make_header(false, false, false, [4, 64, 64, 30, 10, 1, 1, 1], 4, 16, 352.0);
+    let mut b = make_header(
+        false,
+        false,
+        false,
+        [4, 64, 64, 30, 10, 1, 1, 1],
+        4,
+        16,
+        352.0,
+    );
     b.extend_from_slice(&[0; 4]);
     b
 }
@@ -70,7 +82,10 @@ fn empty_and_short_inputs_are_errors() {
     }
     // NIfTI-2 cut inside its header.
     let b = make_header(true, false, false, [3, 2, 2, 2, 1, 1, 1, 1], 2, 8, 544.0);
-    assert!(matches!(refused(&b[..539], false), FormatError::Short { .. }));
+    assert!(matches!(
+        refused(&b[..539], false),
+        FormatError::Short { .. }
+    ));
     // Header complete but the bytes up to vox_offset are missing.
     let mut b = valid_n1();
     b.truncate(348);
@@ -82,7 +97,10 @@ fn wrong_sizeof_hdr_is_an_error() {
     for v in [0i32, 347, 349, 541, -348, i32::MAX] {
         let mut b = valid_n1();
         b[..4].copy_from_slice(&v.to_le_bytes());
-        assert!(matches!(refused(&b, false), FormatError::SizeofHdr(_)), "sizeof_hdr {v}");
+        assert!(
+            matches!(refused(&b, false), FormatError::SizeofHdr(_)),
+            "sizeof_hdr {v}"
+        );
     }
     // The right size in the wrong table: 540 with a NIfTI-1 body is short / bad magic.
     let mut b = valid_n1();
@@ -95,22 +113,30 @@ fn bad_dims_are_errors() {
     let t = &NIFTI1;
     let with_dims = |dims: [i64; 8]| make_header(false, false, false, dims, 4, 16, 352.0);
     for dims in [
-        [2, 4, 4, 1, 1, 1, 1, 1],         // too few dims
-        [8, 4, 4, 4, 4, 1, 1, 1],         // too many
-        [-1, 4, 4, 4, 1, 1, 1, 1],        // negative dim[0]
-        [4, 4, -4, 4, 2, 1, 1, 1],        // negative dim
-        [4, 4, 4, 0, 2, 1, 1, 1],         // zero dim
-        [4, 4, 4, 4, -32768, 1, 1, 1],    // most negative i16
+        [2, 4, 4, 1, 1, 1, 1, 1],      // too few dims
+        [8, 4, 4, 4, 4, 1, 1, 1],      // too many
+        [-1, 4, 4, 4, 1, 1, 1, 1],     // negative dim[0]
+        [4, 4, -4, 4, 2, 1, 1, 1],     // negative dim
+        [4, 4, 4, 0, 2, 1, 1, 1],      // zero dim
+        [4, 4, 4, 4, -32768, 1, 1, 1], // most negative i16
     ] {
         let mut b = with_dims(dims);
         b.extend_from_slice(&[0; 4]);
         let e = refused(&b, false);
-        assert!(matches!(e, FormatError::Ndim(_) | FormatError::Dim { .. }), "{dims:?}: {e:?}");
+        assert!(
+            matches!(e, FormatError::Ndim(_) | FormatError::Dim { .. }),
+            "{dims:?}: {e:?}"
+        );
     }
     // Dims past dim[0] are ignored, even if nonsense.
     let mut b = with_dims([3, 4, 4, 4, -5, 0, -7, 9]);
     b.extend_from_slice(&[0; 4]);
-    assert_eq!(check_layout_new(&b, false).expect("dims past dim[0] matter").n_vols(), 1);
+    assert_eq!(
+        check_layout_new(&b, false)
+            .expect("dims past dim[0] matter")
+            .n_vols(),
+        1
+    );
     let _ = t;
 }
 
@@ -120,8 +146,8 @@ fn huge_dims_overflow_is_an_error() {
     let big = 1i64 << 62;
     for dims in [
         [3, big, big, 2, 1, 1, 1, 1],
-        [3, big, 1, 1, 1, 1, 1, 1],               // voxels fit, bits don't
-        [7, 1, 1, 1, big, big, 4, 1],              // volume count
+        [3, big, 1, 1, 1, 1, 1, 1],   // voxels fit, bits don't
+        [7, 1, 1, 1, big, big, 4, 1], // volume count
         [4, 1 << 20, 1 << 20, 1, 1 << 22, 1, 1, 1], // vol_bytes * n_vols
         [3, i64::MAX, 1, 1, 1, 1, 1, 1],
     ] {
@@ -132,7 +158,15 @@ fn huge_dims_overflow_is_an_error() {
         assert!(matches!(e, FormatError::Overflow(_)), "{dims:?}: {e:?}");
     }
     // NIfTI-1 maximum dims are fine (no overflow with i16 dims).
-    let mut b = make_header(false, false, false, [7, 32767, 32767, 32767, 32767, 32767, 32767, 32767], 2048, 256, 352.0);
+    let mut b = make_header(
+        false,
+        false,
+        false,
+        [7, 32767, 32767, 32767, 32767, 32767, 32767, 32767],
+        2048,
+        256,
+        352.0,
+    );
     b.extend_from_slice(&[0; 4]);
     let r = ImageLayout::new(&b, false);
     if let Ok(l) = &r {
@@ -143,12 +177,18 @@ fn huge_dims_overflow_is_an_error() {
 #[test]
 fn bad_vox_offset_is_an_error() {
     let cases: [(f64, fn(&FormatError) -> bool); 7] = [
-        (f64::NAN, |e| matches!(e, FormatError::VoxOffsetNotFinite(_))),
-        (f64::INFINITY, |e| matches!(e, FormatError::VoxOffsetNotFinite(_))),
+        (f64::NAN, |e| {
+            matches!(e, FormatError::VoxOffsetNotFinite(_))
+        }),
+        (f64::INFINITY, |e| {
+            matches!(e, FormatError::VoxOffsetNotFinite(_))
+        }),
         (-16.0, |e| matches!(e, FormatError::VoxOffsetNegative(_))),
         (352.5, |e| matches!(e, FormatError::VoxOffsetFraction(_))),
         (0.0, |e| matches!(e, FormatError::VoxOffsetTooSmall { .. })),
-        (351.0, |e| matches!(e, FormatError::VoxOffsetTooSmall { .. })),
+        (351.0, |e| {
+            matches!(e, FormatError::VoxOffsetTooSmall { .. })
+        }),
         (1e12, |e| matches!(e, FormatError::VoxOffsetTooLarge { .. })),
     ];
     for (vo, ok) in cases {
@@ -174,19 +214,44 @@ fn bad_vox_offset_is_an_error() {
 #[test]
 fn unknown_datatype_and_bitpix_mismatch_are_errors() {
     for code in [0i16, 3, 77, -1, i16::MAX] {
-        let mut b = make_header(false, false, false, [3, 2, 2, 2, 1, 1, 1, 1], code, 8, 352.0);
+        let mut b = make_header(
+            false,
+            false,
+            false,
+            [3, 2, 2, 2, 1, 1, 1, 1],
+            code,
+            8,
+            352.0,
+        );
         b.extend_from_slice(&[0; 4]);
-        assert!(matches!(refused(&b, false), FormatError::UnknownDatatype(_)), "code {code}");
+        assert!(
+            matches!(refused(&b, false), FormatError::UnknownDatatype(_)),
+            "code {code}"
+        );
     }
     for (code, bitpix) in [(4i16, 8i16), (16, 64), (2, 0), (128, 32), (1, 8)] {
-        let mut b = make_header(false, false, false, [3, 2, 2, 2, 1, 1, 1, 1], code, bitpix, 352.0);
+        let mut b = make_header(
+            false,
+            false,
+            false,
+            [3, 2, 2, 2, 1, 1, 1, 1],
+            code,
+            bitpix,
+            352.0,
+        );
         b.extend_from_slice(&[0; 4]);
-        assert!(matches!(refused(&b, false), FormatError::Bitpix { .. }), "{code}/{bitpix}");
+        assert!(
+            matches!(refused(&b, false), FormatError::Bitpix { .. }),
+            "{code}/{bitpix}"
+        );
     }
     // 1-bit volumes that are not whole bytes.
     let mut b = make_header(false, false, false, [3, 3, 1, 1, 1, 1, 1, 1], 1, 1, 352.0);
     b.extend_from_slice(&[0; 4]);
-    assert!(matches!(refused(&b, false), FormatError::VolumeNotByteAligned { .. }));
+    assert!(matches!(
+        refused(&b, false),
+        FormatError::VolumeNotByteAligned { .. }
+    ));
 }
 
 #[test]
@@ -208,7 +273,10 @@ fn bad_magic_and_extensions_are_errors() {
         b.resize(384, 0);
         let e = refused(&b, false);
         assert!(
-            matches!(e, FormatError::ExtensionSize { .. } | FormatError::ExtensionPastEnd { .. }),
+            matches!(
+                e,
+                FormatError::ExtensionSize { .. } | FormatError::ExtensionPastEnd { .. }
+            ),
             "esize {esize}: {e:?}"
         );
     }
@@ -249,7 +317,13 @@ fn gzip_stream_edge_inputs() {
 
 #[test]
 fn gzip_index_edge_inputs() {
-    for data in [&b""[..], b"\x00", b"\x00\x00\x00\x00\x00\x00\x00\x00\x00NIFUSEGZ", b"\x01", b"\x02"] {
+    for data in [
+        &b""[..],
+        b"\x00",
+        b"\x00\x00\x00\x00\x00\x00\x00\x00\x00NIFUSEGZ",
+        b"\x01",
+        b"\x02",
+    ] {
         fuzz_checks::check_gzip_index(data);
     }
 }

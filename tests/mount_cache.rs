@@ -23,7 +23,10 @@ fn last_volume(m: &Mount, name: &str) -> Vec<u8> {
 fn wait_full(m: &Mount, name: &str) {
     let start = std::time::Instant::now();
     while m.getfattr(name, "user.in_memory") != "1" {
-        assert!(start.elapsed() < Duration::from_secs(10), "{name} never filled");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name} never filled"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -50,7 +53,9 @@ fn getfattr_dump_lists_every_attribute_on_name_and_dir() {
     }
     // Plain files and volumes have no attributes; a missing name is ENODATA.
     let (ok, _, err) = run(
-        Command::new("getfattr").args(["-n", "user.cache_mode"]).arg(m.path("a.nii.d/vol_0000.nii")),
+        Command::new("getfattr")
+            .args(["-n", "user.cache_mode"])
+            .arg(m.path("a.nii.d/vol_0000.nii")),
         Duration::from_secs(10),
     );
     assert!(!ok && err.contains("No such attribute"), "{err}");
@@ -63,16 +68,27 @@ fn fill_unchanged_uncache_and_invalid_modes() {
         assert_eq!(m.getfattr(name, "user.in_memory"), "0");
         let first = last_volume(&m, name);
         wait_full(&m, name);
-        assert_eq!(last_volume(&m, name), first, "{name} from memory, same bytes");
+        assert_eq!(
+            last_volume(&m, name),
+            first,
+            "{name} from memory, same bytes"
+        );
         let (ok, _) = m.setfattr(&format!("{name}.d"), "user.uncache", "1");
         assert!(ok);
         assert_eq!(m.getfattr(name, "user.in_memory"), "0", "{name} uncached");
         let (ok, _) = m.setfattr(name, "user.cache_mode", "unchanged");
         assert!(ok);
-        assert_eq!(m.getfattr(&format!("{name}.d"), "user.cache_mode"), "unchanged");
+        assert_eq!(
+            m.getfattr(&format!("{name}.d"), "user.cache_mode"),
+            "unchanged"
+        );
         let other = cat(&m.path(format!("{name}.d/vol_0008.nii")));
         assert_eq!(other.len(), first.len());
-        assert_eq!(m.getfattr(name, "user.in_memory"), "0", "{name}: unchanged never fills");
+        assert_eq!(
+            m.getfattr(name, "user.in_memory"),
+            "0",
+            "{name}: unchanged never fills"
+        );
         let (ok, err) = m.setfattr(name, "user.cache_mode", "sometimes");
         assert!(!ok && err.contains("Invalid argument"), "{err}");
         let (ok, _) = m.setfattr(name, "user.cache_mode", "fill");
@@ -81,7 +97,10 @@ fn fill_unchanged_uncache_and_invalid_modes() {
     let stats = m.stats();
     assert!(stats.contains("\"path\": \"a.nii\""), "{stats}");
     assert!(stats.contains("\"cache_budget\": "), "{stats}");
-    assert!(stats.contains("\"misses\": 1"), "the unchanged read was a miss: {stats}");
+    assert!(
+        stats.contains("\"misses\": 1"),
+        "the unchanged read was a miss: {stats}"
+    );
 }
 
 #[test]
@@ -109,7 +128,10 @@ fn kernel_forgetting_an_image_drops_its_cache_unless_open() {
     assert!(m.stats().contains("\"cached_images\": 2"));
     fs::write("/proc/sys/vm/drop_caches", b"2\n").unwrap();
     let stats = m.stats();
-    assert!(stats.contains("\"cached_images\": 1"), "a.nii dropped, b.nii.gz kept (open): {stats}");
+    assert!(
+        stats.contains("\"cached_images\": 1"),
+        "a.nii dropped, b.nii.gz kept (open): {stats}"
+    );
     assert!(m.log().contains("the kernel forgot"), "{}", m.log());
     assert_eq!(m.getfattr("a.nii", "user.in_memory"), "0");
     assert_eq!(m.getfattr("b.nii.gz", "user.in_memory"), "1");
@@ -136,7 +158,11 @@ fn daemon_memory_stays_within_the_cache_budget() {
     // Six 50 MiB images (300 MiB) under a 64 MiB budget, every volume read.
     let m = Mount::source(|src| {
         for i in 0..6 {
-            fs::write(src.join(format!("img{i}.nii")), image4d(64, 64, 32, 200, i).0).unwrap();
+            fs::write(
+                src.join(format!("img{i}.nii")),
+                image4d(64, 64, 32, 200, i).0,
+            )
+            .unwrap();
         }
     })
     .start(&["--cache-size", "64M"]);
@@ -159,7 +185,10 @@ fn daemon_memory_stays_within_the_cache_budget() {
     let stats = m.stats();
     assert!(stats.contains("\"cache_budget\": 67108864"), "{stats}");
     eprintln!("daemon peak RSS: {} MiB (budget 64 MiB)", hwm_kb / 1024);
-    assert!(hwm_kb < (64 + 32) * 1024, "peak RSS {hwm_kb} KiB exceeds 64 MiB + 32 MiB overhead");
+    assert!(
+        hwm_kb < (64 + 32) * 1024,
+        "peak RSS {hwm_kb} KiB exceeds 64 MiB + 32 MiB overhead"
+    );
 }
 
 #[test]
@@ -181,6 +210,10 @@ fn a_source_that_changes_shape_shows_its_new_volumes() {
     let v = cat(&m.path("a.nii.d/vol_0011.nii"));
     assert_eq!(&v[352..], &data[11 * 128..]);
     let v = cat(&m.path("a.nii.d/vol_0009.nii"));
-    assert_eq!(v.len(), 352 + 128, "no stale pages or size from the old version");
+    assert_eq!(
+        v.len(),
+        352 + 128,
+        "no stale pages or size from the old version"
+    );
     assert_eq!(&v[352..], &data[9 * 128..10 * 128]);
 }

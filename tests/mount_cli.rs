@@ -51,9 +51,21 @@ fn mount_errors_are_one_line_and_nonzero() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         assert!(err.contains(expect), "{err}");
     }
-    let (ok, _, err) = cmd(&["mount".as_ref(), "--cache-mode".as_ref(), "sometimes".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    let (ok, _, err) = cmd(&[
+        "mount".as_ref(),
+        "--cache-mode".as_ref(),
+        "sometimes".as_ref(),
+        m.src.as_os_str(),
+        m.mnt.as_os_str(),
+    ]);
     assert!(!ok && err.contains("fill or unchanged"), "{err}");
-    let (ok, _, err) = cmd(&["mount".as_ref(), "-o".as_ref(), "ro".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
+    let (ok, _, err) = cmd(&[
+        "mount".as_ref(),
+        "-o".as_ref(),
+        "ro".as_ref(),
+        m.src.as_os_str(),
+        m.mnt.as_os_str(),
+    ]);
     assert!(!ok && err.contains("ro"), "{err}");
     assert!(!is_mounted(&m.mnt));
 }
@@ -70,7 +82,11 @@ fn an_already_mounted_point_is_busy() {
 fn sigterm_and_sigint_unmount_cleanly() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let mut m = Mount::mount(|src| fs::write(src.join("a.txt"), b"a").unwrap());
-        assert!(m.stop_with(sig), "daemon exit status after signal {sig}: {}", m.log());
+        assert!(
+            m.stop_with(sig),
+            "daemon exit status after signal {sig}: {}",
+            m.log()
+        );
         assert!(!is_mounted(&m.mnt), "still mounted after signal {sig}");
     }
 }
@@ -83,12 +99,19 @@ fn after_sigkill_umount_clears_the_dead_mount_and_it_mounts_again() {
     let e = fs::read_dir(&m.mnt).expect_err("dead mount");
     assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN));
     let (ok, _, err) = cmd(&["mount".as_ref(), m.src.as_os_str(), m.mnt.as_os_str()]);
-    assert!(!ok && err.contains("nifuse umount"), "a dead mount says what to do: {err}");
+    assert!(
+        !ok && err.contains("nifuse umount"),
+        "a dead mount says what to do: {err}"
+    );
     let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
     assert!(ok, "umount of a dead mount: {err}");
     assert!(!is_mounted(&m.mnt));
     let m = m.start(&[]);
-    assert_eq!(names(&m.mnt), [".nifuse", "a.txt"], "mounted again on the same point");
+    assert_eq!(
+        names(&m.mnt),
+        [".nifuse", "a.txt"],
+        "mounted again on the same point"
+    );
 }
 
 #[test]
@@ -96,7 +119,10 @@ fn help_and_version() {
     let (ok, out, _) = cmd(&["--version".as_ref()]);
     assert!(ok && out.starts_with("nifuse "), "{out}");
     let (ok, out, _) = cmd(&["mount".as_ref(), "--help".as_ref()]);
-    assert!(ok && out.contains("--cache-size") && out.contains("--index-dir"), "{out}");
+    assert!(
+        ok && out.contains("--cache-size") && out.contains("--index-dir"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -107,16 +133,26 @@ fn mount_helper_for_fstab_takes_nifuse_settings_in_o() {
     let helper = m.dir.path().join("mount.nifuse");
     std::os::unix::fs::symlink(BIN, &helper).unwrap();
     let log = m.dir.path().join("helper.log");
-    let opts = format!("rw,defaults,nofail,cache_mode=unchanged,cache_size=16M,log_file={}", log.display());
+    let opts = format!(
+        "rw,defaults,nofail,cache_mode=unchanged,cache_size=16M,log_file={}",
+        log.display()
+    );
     // What mount(8) runs for: /data /mnt nifuse rw,... 0 0
     let (ok, _, err) = run(
-        Command::new(&helper).arg(&m.src).arg(&m.mnt).args(["-n", "-o", &opts]),
+        Command::new(&helper)
+            .arg(&m.src)
+            .arg(&m.mnt)
+            .args(["-n", "-o", &opts]),
         Duration::from_secs(30),
     );
     assert!(ok, "{err}");
     assert!(is_mounted(&m.mnt));
     assert_eq!(m.getfattr("scan.nii", "user.cache_mode"), "unchanged");
-    assert!(m.stats().contains("\"cache_budget\": 16777216"), "{}", m.stats());
+    assert!(
+        m.stats().contains("\"cache_budget\": 16777216"),
+        "{}",
+        m.stats()
+    );
     let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
     assert!(ok, "{err}");
     assert!(log.exists(), "log_file= honoured");
@@ -125,7 +161,13 @@ fn mount_helper_for_fstab_takes_nifuse_settings_in_o() {
 #[test]
 fn completions_and_man_page() {
     let (ok, out, _) = cmd(&["completions".as_ref(), "bash".as_ref()]);
-    assert!(ok && out.contains("_nifuse") && out.contains("--cache-mode"), "{out}");
+    assert!(
+        ok && out.contains("_nifuse") && out.contains("--cache-mode"),
+        "{out}"
+    );
     let (ok, out, _) = cmd(&["manpage".as_ref()]);
-    assert!(ok && out.contains(".TH nifuse") && out.contains("mount"), "{out}");
+    assert!(
+        ok && out.contains(".TH nifuse") && out.contains("mount"),
+        "{out}"
+    );
 }

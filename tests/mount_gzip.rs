@@ -13,7 +13,11 @@ const VOL: usize = 32 * 32 * 16 * 2;
 
 fn index_files(dir: &std::path::Path) -> Vec<String> {
     fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -25,17 +29,29 @@ fn index_command_prebuilds_an_index_the_mount_uses() {
     });
     let index = m.dir.path().join("index");
     let (ok, _, err) = run(
-        Command::new(BIN).arg("index").arg("--index-dir").arg(&index).arg(m.src.join("bold.nii.gz")).arg(m.src.join("plain.nii")),
+        Command::new(BIN)
+            .arg("index")
+            .arg("--index-dir")
+            .arg(&index)
+            .arg(m.src.join("bold.nii.gz"))
+            .arg(m.src.join("plain.nii")),
         Duration::from_secs(60),
     );
     assert!(ok, "{err}");
-    assert!(err.contains("1 indexed") && err.contains("1 skipped"), "summary line: {err}");
+    assert!(
+        err.contains("1 indexed") && err.contains("1 skipped"),
+        "summary line: {err}"
+    );
     assert_eq!(index_files(&index).len(), 1, "{:?}", index_files(&index));
     let m = m.start(&["--cache-mode", "unchanged"]);
     let (_, data) = image4d(32, 32, 16, 12, 7);
     let v = cat(&m.path("bold.nii.gz.d/vol_0005.nii"));
     assert_eq!(&v[352..], &data[5 * VOL..6 * VOL]);
-    assert!(m.stats().contains("\"index\": \"complete\""), "saved index loaded: {}", m.stats());
+    assert!(
+        m.stats().contains("\"index\": \"complete\""),
+        "saved index loaded: {}",
+        m.stats()
+    );
 }
 
 #[test]
@@ -46,11 +62,19 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
     .start(&["--cache-mode", "unchanged"]);
     let (_, data) = image4d(32, 32, 16, 12, 8);
     assert_eq!(names(&m.path("bold.nii.gz.d")).len(), 12);
-    assert!(m.stats().contains("\"index\": \"none\""), "no index before any read: {}", m.stats());
+    assert!(
+        m.stats().contains("\"index\": \"none\""),
+        "no index before any read: {}",
+        m.stats()
+    );
     let v = cat(&m.path("bold.nii.gz.d/vol_0003.nii"));
     assert_eq!(&v[352..], &data[3 * VOL..4 * VOL]);
     // The first access makes one CRC-checked pass, which completes the index.
-    assert!(m.stats().contains("\"index\": \"complete\""), "{}", m.stats());
+    assert!(
+        m.stats().contains("\"index\": \"complete\""),
+        "{}",
+        m.stats()
+    );
     for k in (0..12).rev() {
         let v = cat(&m.path(format!("bold.nii.gz.d/vol_{k:04}.nii")));
         assert_eq!(&v[352..], &data[k * VOL..(k + 1) * VOL], "vol {k}");
@@ -59,14 +83,27 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
     let index = m.dir.path().join("index");
     let files = index_files(&index);
     assert_eq!(files.len(), 1, "saved at unmount: {files:?}");
-    let saved = fs::metadata(index.join(&files[0])).unwrap().modified().unwrap();
+    let saved = fs::metadata(index.join(&files[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
     let mut m = m.start(&["--cache-mode", "unchanged"]);
     let v = cat(&m.path("bold.nii.gz.d/vol_0007.nii"));
     assert_eq!(&v[352..], &data[7 * VOL..8 * VOL]);
-    assert!(m.stats().contains("\"index\": \"complete\""), "{}", m.stats());
+    assert!(
+        m.stats().contains("\"index\": \"complete\""),
+        "{}",
+        m.stats()
+    );
     assert!(m.stop_with(libc::SIGTERM));
-    let again = fs::metadata(index.join(&files[0])).unwrap().modified().unwrap();
-    assert_eq!(saved, again, "the saved index was loaded, not rebuilt and rewritten");
+    let again = fs::metadata(index.join(&files[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        saved, again,
+        "the saved index was loaded, not rebuilt and rewritten"
+    );
 }
 
 #[test]
@@ -101,7 +138,8 @@ fn smooth_image(nt: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 fn corrupt_mount(gz: Vec<u8>) -> Mount {
-    Mount::source(move |src| fs::write(src.join("bad.nii.gz"), gz).unwrap()).start(&["--cache-mode", "unchanged"])
+    Mount::source(move |src| fs::write(src.join("bad.nii.gz"), gz).unwrap())
+        .start(&["--cache-mode", "unchanged"])
 }
 
 /// Reads every volume: each is either exactly right or EIO. Returns which were EIO.
@@ -109,7 +147,11 @@ fn read_all(m: &Mount, data: &[u8], n: usize) -> Vec<usize> {
     let mut eio = Vec::new();
     for k in 0..n {
         match fs::read(m.path(format!("bad.nii.gz.d/vol_{k:04}.nii"))) {
-            Ok(v) => assert_eq!(&v[352..], &data[k * VOL..(k + 1) * VOL], "vol {k} served must be right"),
+            Ok(v) => assert_eq!(
+                &v[352..],
+                &data[k * VOL..(k + 1) * VOL],
+                "vol {k} served must be right"
+            ),
             Err(e) => {
                 assert_eq!(e.raw_os_error(), Some(libc::EIO), "vol {k}: {e}");
                 eio.push(k);
@@ -138,8 +180,15 @@ fn corrupt_compressed_data_gives_eio_for_affected_volumes_only() {
     let m = corrupt_mount(gz);
     let eio = read_all(&m, &data, 40);
     assert!(!eio.is_empty(), "the damaged member fails");
-    assert!(eio[0] >= 16 && eio[0] <= 28, "volumes of intact members before it keep working: EIO {eio:?}");
-    assert!(m.log().contains("bad.nii.gz") && m.log().contains("corrupt"), "{}", m.log());
+    assert!(
+        eio[0] >= 16 && eio[0] <= 28,
+        "volumes of intact members before it keep working: EIO {eio:?}"
+    );
+    assert!(
+        m.log().contains("bad.nii.gz") && m.log().contains("corrupt"),
+        "{}",
+        m.log()
+    );
 }
 
 #[test]

@@ -40,7 +40,10 @@ fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<
 /// Limits the daemon's address space, so that a runaway allocation makes it
 /// abort (a test failure) rather than exhaust the shared machine's memory.
 fn guard_memory(pid: u32) {
-    let lim = libc::rlimit { rlim_cur: 3 << 30, rlim_max: 3 << 30 };
+    let lim = libc::rlimit {
+        rlim_cur: 3 << 30,
+        rlim_max: 3 << 30,
+    };
     // SAFETY: prlimit on a child we own, with a valid rlimit.
     let rc = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_AS, &lim, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
@@ -58,7 +61,12 @@ impl Report {
         self.failures.push(format!("{name}: {}", msg.as_ref()));
     }
     /// Runs a bounded operation, recording a hang.
-    fn op<T: Send + 'static>(&mut self, name: &str, what: &str, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    fn op<T: Send + 'static>(
+        &mut self,
+        name: &str,
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let r = bounded(f);
         if r.is_none() {
             self.hangs += 1;
@@ -73,10 +81,19 @@ fn errno_ok(e: &std::io::Error) -> bool {
 }
 
 /// Checks one volume `k` of `model` at `path`, reporting into `r`.
-fn check_volume(r: &mut Report, name: &str, path: PathBuf, model: &Model, k: u128, must_read: bool) {
+fn check_volume(
+    r: &mut Report,
+    name: &str,
+    path: PathBuf,
+    model: &Model,
+    k: u128,
+    must_read: bool,
+) {
     let label = format!("{}/{}", name, path.file_name().unwrap().to_string_lossy());
     let p = path.clone();
-    let Some(meta) = r.op(&label, "stat", move || fs::metadata(&p)) else { return };
+    let Some(meta) = r.op(&label, "stat", move || fs::metadata(&p)) else {
+        return;
+    };
     let meta = match meta {
         Ok(m) => m,
         Err(e) if errno_ok(&e) && !must_read => return,
@@ -85,16 +102,27 @@ fn check_volume(r: &mut Report, name: &str, path: PathBuf, model: &Model, k: u12
     let size = meta.len() as u128;
     let hdr_min: u128 = if model.nifti2 { 544 } else { 352 };
     if size < hdr_min + model.vol_bytes {
-        return r.fail(&label, format!("stat size {size} < header {hdr_min} + volume {}", model.vol_bytes));
+        return r.fail(
+            &label,
+            format!(
+                "stat size {size} < header {hdr_min} + volume {}",
+                model.vol_bytes
+            ),
+        );
     }
     let hdr_len = size - model.vol_bytes;
     if hdr_len % 16 != 0 || hdr_len > (64 << 20) + 1024 {
-        return r.fail(&label, format!("volume header length {hdr_len} (size {size}) is not sane"));
+        return r.fail(
+            &label,
+            format!("volume header length {hdr_len} (size {size}) is not sane"),
+        );
     }
     let start = model.voxoff + k * model.vol_bytes;
     if model.vol_bytes <= WHOLE_READ_MAX {
         let p = path.clone();
-        let Some(res) = r.op(&label, "read", move || fs::read(&p)) else { return };
+        let Some(res) = r.op(&label, "read", move || fs::read(&p)) else {
+            return;
+        };
         match res {
             Ok(v) => {
                 if v.len() as u128 != size {
@@ -112,7 +140,10 @@ fn check_volume(r: &mut Report, name: &str, path: PathBuf, model: &Model, k: u12
             }
             Err(e) if errno_ok(&e) => {
                 if must_read || (model.exact && model.bytes(start, model.vol_bytes).is_some()) {
-                    r.fail(&label, format!("all its bytes are present, yet reading it failed: {e}"));
+                    r.fail(
+                        &label,
+                        format!("all its bytes are present, yet reading it failed: {e}"),
+                    );
                 }
             }
             Err(e) => r.fail(&label, format!("read failed with {e}, not EIO/ENOENT")),
@@ -120,7 +151,11 @@ fn check_volume(r: &mut Report, name: &str, path: PathBuf, model: &Model, k: u12
         return;
     }
     // A huge volume: the header, then small preads at the start and end of the data.
-    for (off, len) in [(0u128, hdr_len.min(4096)), (hdr_len, 4096), (size - 4096, 4096)] {
+    for (off, len) in [
+        (0u128, hdr_len.min(4096)),
+        (hdr_len, 4096),
+        (size - 4096, 4096),
+    ] {
         let p = path.clone();
         let Some(res) = r.op(&label, "pread", move || {
             let f = fs::File::open(&p)?;
@@ -147,26 +182,38 @@ fn check_volume(r: &mut Report, name: &str, path: PathBuf, model: &Model, k: u12
             // Even the header may fail: the kernel reads whole pages (and reads
             // ahead), and SPEC 6 lets a volume with missing bytes fail as a whole.
             Err(e) if errno_ok(&e) => {}
-            Err(e) => r.fail(&label, format!("pread at {off} failed with {e}, not EIO/ENOENT")),
+            Err(e) => r.fail(
+                &label,
+                format!("pread at {off} failed with {e}, not EIO/ENOENT"),
+            ),
         }
     }
 }
 
 fn check_vol_header(r: &mut Report, label: &str, v: &[u8], nifti2: bool) {
     let ok = if nifti2 {
-        v.len() >= 544 && &v[4..8] == b"n+2\0" && i64::from_le_bytes(v[16..24].try_into().unwrap()) == 3
+        v.len() >= 544
+            && &v[4..8] == b"n+2\0"
+            && i64::from_le_bytes(v[16..24].try_into().unwrap()) == 3
     } else {
         v.len() >= 352 && &v[344..348] == b"n+1\0" && i16::from_le_bytes([v[40], v[41]]) == 3
     };
     if !ok {
-        r.fail(label, "volume header is not a 3D single-file header of the source's format");
+        r.fail(
+            label,
+            "volume header is not a 3D single-file header of the source's format",
+        );
     }
 }
 
 /// Checks one corpus entry.
 fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
     let name = c.name.as_str();
-    let file_name = Path::new(name).file_name().unwrap().to_string_lossy().into_owned();
+    let file_name = Path::new(name)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     if !listing.contains(&file_name) {
         return r.fail(name, "not listed");
     }
@@ -175,13 +222,22 @@ fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
     let mnt = m.path(name);
     let smeta = fs::symlink_metadata(&src).unwrap();
     let p = mnt.clone();
-    let Some(mmeta) = r.op(name, "lstat", move || fs::symlink_metadata(&p)) else { return };
+    let Some(mmeta) = r.op(name, "lstat", move || fs::symlink_metadata(&p)) else {
+        return;
+    };
     let mmeta = match mmeta {
         Ok(mm) => mm,
         Err(e) => return r.fail(name, format!("lstat through the mount: {e}")),
     };
     if mmeta.file_type() != smeta.file_type() {
-        r.fail(name, format!("type {:?} in the mount, {:?} in SOURCE", mmeta.file_type(), smeta.file_type()));
+        r.fail(
+            name,
+            format!(
+                "type {:?} in the mount, {:?} in SOURCE",
+                mmeta.file_type(),
+                smeta.file_type()
+            ),
+        );
     }
     if smeta.file_type().is_symlink() {
         let p = mnt.clone();
@@ -213,7 +269,14 @@ fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
             let p = mnt.clone();
             match r.op(name, "read", move || fs::read(&p)) {
                 Some(Ok(got)) if got == want => {}
-                Some(Ok(got)) => r.fail(name, format!("reads back {} bytes, differing from the source's {}", got.len(), want.len())),
+                Some(Ok(got)) => r.fail(
+                    name,
+                    format!(
+                        "reads back {} bytes, differing from the source's {}",
+                        got.len(),
+                        want.len()
+                    ),
+                ),
                 Some(Err(e)) => r.fail(name, format!("reading the plain file failed: {e}")),
                 None => {}
             }
@@ -225,7 +288,12 @@ fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
     let dir = m.path(format!("{name}.d"));
     let d = dir.clone();
     let Some(first) = r.op(name, "listing the .d", move || {
-        fs::read_dir(&d).map(|it| it.take(16).filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
+        fs::read_dir(&d).map(|it| {
+            it.take(16)
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
     }) else {
         return;
     };
@@ -239,7 +307,13 @@ fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
         let digits = n.strip_prefix("vol_").and_then(|s| s.strip_suffix(".nii"));
         match digits.and_then(|d| d.parse::<u128>().ok().filter(|_| d.len() == width)) {
             Some(k) if k < model.n_vols => ks.push(k),
-            _ => r.fail(name, format!("unexpected name {n:?} in the .d (volumes: {}, width {width})", model.n_vols)),
+            _ => r.fail(
+                name,
+                format!(
+                    "unexpected name {n:?} in the .d (volumes: {}, width {width})",
+                    model.n_vols
+                ),
+            ),
         }
     }
     if first.is_empty() {
@@ -270,7 +344,10 @@ fn mount_corpus(bombs: bool) -> (Mount, Vec<Case>) {
 fn list_root(r: &mut Report, m: &Mount) -> Vec<String> {
     let root = m.mnt.clone();
     let res = r.op("/", "listing the mount root", move || {
-        fs::read_dir(&root).and_then(|it| it.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<Vec<_>, _>>())
+        fs::read_dir(&root).and_then(|it| {
+            it.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<Vec<_>, _>>()
+        })
     });
     match res {
         Some(Ok(mut l)) => {
@@ -314,10 +391,19 @@ fn run_corpus(bombs: bool) {
     let p = m.path("v01_good.nii.d/vol_0005.nii");
     match bounded(move || fs::read(&p)) {
         Some(Ok(v)) if v[352..] == img[352 + 5 * VOL..] => {}
-        other => r.fail("final read", format!("v01_good.nii.d/vol_0005.nii after the corpus: {:?}", other.map(|x| x.map(|v| v.len())))),
+        other => r.fail(
+            "final read",
+            format!(
+                "v01_good.nii.d/vol_0005.nii after the corpus: {:?}",
+                other.map(|x| x.map(|v| v.len()))
+            ),
+        ),
     }
     if !daemon_alive(&mut m) {
-        r.fail("daemon", format!("exited (first noticed after {died_at:?})"));
+        r.fail(
+            "daemon",
+            format!("exited (first noticed after {died_at:?})"),
+        );
     }
     let mut tail = m.log();
     if tail.len() > 6000 {
@@ -365,11 +451,20 @@ fn log_after_listing(m: &mut Mount, cases: &[Case]) -> (String, Vec<String>) {
 }
 
 /// Problems with the log lines of the `logged` cases chosen by `pick`.
-fn logging_problems(log: &str, listing: &[String], cases: &[Case], pick: impl Fn(&Case) -> bool) -> Vec<String> {
+fn logging_problems(
+    log: &str,
+    listing: &[String],
+    cases: &[Case],
+    pick: impl Fn(&Case) -> bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for c in cases.iter().filter(|c| c.logged && pick(c)) {
         let stem = c.name.split('.').next().unwrap();
-        let fname = Path::new(&c.name).file_name().unwrap().to_string_lossy().into_owned();
+        let fname = Path::new(&c.name)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if listing.contains(&format!("{fname}.d")) {
             continue; // shown as an image: its read errors are checked elsewhere
         }
@@ -377,7 +472,11 @@ fn logging_problems(log: &str, listing: &[String], cases: &[Case], pick: impl Fn
         match lines.len() {
             0 => problems.push(format!("{}: no .d, yet no log line says why", c.name)),
             1 => {}
-            n => problems.push(format!("{}: logged {n} times, not once:\n      {}", c.name, lines.join("\n      "))),
+            n => problems.push(format!(
+                "{}: logged {n} times, not once:\n      {}",
+                c.name,
+                lines.join("\n      ")
+            )),
         }
     }
     problems
@@ -391,8 +490,15 @@ fn every_bad_image_file_is_logged_once_with_its_name() {
     // (see the tests below), which would hide every logging result.
     let (mut m, cases) = mount_corpus(false);
     let (log, listing) = log_after_listing(&mut m, &cases);
-    let problems = logging_problems(&log, &listing, &cases, |c| !matches!(c.expect, Expect::Special));
-    assert!(problems.is_empty(), "{} logging problems:\n  {}\n--- daemon log ---\n{log}", problems.len(), problems.join("\n  "));
+    let problems = logging_problems(&log, &listing, &cases, |c| {
+        !matches!(c.expect, Expect::Special)
+    });
+    assert!(
+        problems.is_empty(),
+        "{} logging problems:\n  {}\n--- daemon log ---\n{log}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 /// NIfTI-named entries that are not served as images although their name says
@@ -404,9 +510,19 @@ fn nifti_named_fifos_and_unfollowed_symlinks_are_logged_once() {
     let (log, listing) = log_after_listing(&mut m, &cases);
     let fifo = fs::symlink_metadata(m.path("s01_fifo.nii")).unwrap();
     assert!(fifo.file_type().is_fifo(), "a FIFO stays a FIFO");
-    assert_eq!(fs::symlink_metadata(m.path("s02_dir.nii")).unwrap().mode() & 0o170000, 0o040000);
-    let problems = logging_problems(&log, &listing, &cases, |c| matches!(c.expect, Expect::Special));
-    assert!(problems.is_empty(), "{} logging problems:\n  {}\n--- daemon log ---\n{log}", problems.len(), problems.join("\n  "));
+    assert_eq!(
+        fs::symlink_metadata(m.path("s02_dir.nii")).unwrap().mode() & 0o170000,
+        0o040000
+    );
+    let problems = logging_problems(&log, &listing, &cases, |c| {
+        matches!(c.expect, Expect::Special)
+    });
+    assert!(
+        problems.is_empty(),
+        "{} logging problems:\n  {}\n--- daemon log ---\n{log}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 #[test]
@@ -415,7 +531,13 @@ fn a_directory_of_quintillions_of_volumes_does_not_hang_or_kill_the_daemon() {
     // volumes, 100 of them present. Listing its .d (the first page only) must
     // answer promptly, and the daemon must keep serving.
     let mut m = Mount::mount(|src| {
-        let many = nifti1(&[1, 1, 1, i16::MAX, i16::MAX, i16::MAX, i16::MAX], 2, 8, 0, &bytes(100, 45));
+        let many = nifti1(
+            &[1, 1, 1, i16::MAX, i16::MAX, i16::MAX, i16::MAX],
+            2,
+            8,
+            0,
+            &bytes(100, 45),
+        );
         fs::write(src.join("many.nii"), many).unwrap();
         fs::write(src.join("good.nii"), image4d(NX, NX, NX, NT, 40).0).unwrap();
     });
@@ -430,19 +552,25 @@ fn a_directory_of_quintillions_of_volumes_does_not_hang_or_kill_the_daemon() {
     );
     if listing.unwrap().contains(&"many.nii.d".to_string()) {
         let d = m.path("many.nii.d");
-        let first = bounded(move || fs::read_dir(&d).map(|it| it.take(3).filter_map(|e| e.ok()).count()));
+        let first =
+            bounded(move || fs::read_dir(&d).map(|it| it.take(3).filter_map(|e| e.ok()).count()));
         assert!(
             matches!(first, Some(Ok(3))),
             "opening many.nii.d for listing did not answer within {LIMIT:?} ({first:?}); daemon alive: {}",
             daemon_alive(&mut m)
         );
         let v = m.path("many.nii.d/vol_0000000000000000099.nii");
-        let got = bounded(move || fs::read(&v)).expect("reading volume 99 hung").expect("volume 99 is present");
+        let got = bounded(move || fs::read(&v))
+            .expect("reading volume 99 hung")
+            .expect("volume 99 is present");
         assert_eq!(got[got.len() - 1], bytes(100, 45)[99]);
     }
     let p = m.path("good.nii.d/vol_0000.nii");
     let good = bounded(move || fs::read(&p));
-    assert!(matches!(good, Some(Ok(_))), "a good image no longer reads: {good:?}");
+    assert!(
+        matches!(good, Some(Ok(_))),
+        "a good image no longer reads: {good:?}"
+    );
     assert!(daemon_alive(&mut m), "daemon exited: {}", m.log());
 }
 
@@ -452,15 +580,26 @@ fn reading_a_huge_volume_of_a_compressed_image_gives_eio_not_a_crash() {
     // of 2^60 bytes): reading must fail with EIO (the bytes are not there),
     // never abort the daemon by allocating the whole volume.
     let mut m = Mount::mount(|src| {
-        fs::write(src.join("huge3d.nii.gz"), gzip(&nifti1(&[i16::MAX; 3], 4, 16, 0, &bytes(1000, 42)))).unwrap();
-        fs::write(src.join("n2huge.nii.gz"), gzip(&nifti2(&[1 << 60, 1, 1], 2, 8, 544, &bytes(1000, 43)))).unwrap();
+        fs::write(
+            src.join("huge3d.nii.gz"),
+            gzip(&nifti1(&[i16::MAX; 3], 4, 16, 0, &bytes(1000, 42))),
+        )
+        .unwrap();
+        fs::write(
+            src.join("n2huge.nii.gz"),
+            gzip(&nifti2(&[1 << 60, 1, 1], 2, 8, 544, &bytes(1000, 43))),
+        )
+        .unwrap();
         fs::write(src.join("good.nii"), image4d(NX, NX, NX, NT, 40).0).unwrap();
     });
     guard_memory(m.pid());
     let mut problems = Vec::new();
     for name in ["huge3d.nii.gz", "n2huge.nii.gz"] {
         let root = m.mnt.clone();
-        if !bounded(move || names(&root)).expect("listing hung").contains(&format!("{name}.d")) {
+        if !bounded(move || names(&root))
+            .expect("listing hung")
+            .contains(&format!("{name}.d"))
+        {
             continue;
         }
         let p = m.path(format!("{name}.d/vol_0000.nii"));
@@ -471,7 +610,9 @@ fn reading_a_huge_volume_of_a_compressed_image_gives_eio_not_a_crash() {
         });
         match res {
             Some(Err(e)) if e.raw_os_error() == Some(libc::EIO) => {}
-            other => problems.push(format!("{name}: pread of vol_0000 at 1024: {other:?} (want EIO)")),
+            other => problems.push(format!(
+                "{name}: pread of vol_0000 at 1024: {other:?} (want EIO)"
+            )),
         }
         if !daemon_alive(&mut m) {
             problems.push(format!("{name}: the daemon exited reading it"));
@@ -486,5 +627,8 @@ fn reading_a_huge_volume_of_a_compressed_image_gives_eio_not_a_crash() {
     if tail.len() > 3000 {
         tail = tail[tail.len() - 3000..].to_string();
     }
-    assert!(problems.is_empty(), "{problems:#?}\n--- daemon log (tail) ---\n{tail}");
+    assert!(
+        problems.is_empty(),
+        "{problems:#?}\n--- daemon log (tail) ---\n{tail}"
+    );
 }

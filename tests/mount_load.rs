@@ -34,8 +34,20 @@ fn setxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Drops the kernel's cached pages of an open file, so the next read goes to nifuse.
@@ -58,7 +70,11 @@ fn vm_kib(pid: u32, key: &str) -> u64 {
 fn total_cache_bytes(stats: &str) -> Option<u64> {
     let totals = &stats[stats.find("\"totals\"")?..];
     let at = totals.find("\"cache_bytes\": ")? + "\"cache_bytes\": ".len();
-    totals[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    totals[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -100,15 +116,26 @@ fn matches(hdr: &[u8], img: &Img, k: usize, off: usize, got: &[u8]) -> bool {
 fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes() {
     let imgs: Vec<Img> = (0..IMAGES)
         .map(|i| {
-            let name = if i % 2 == 0 { format!("img{i:02}.nii") } else { format!("sub/img{i:02}.nii.gz") };
-            Img { name, data: bytes(VB * NT as usize, 1000 + i as u64) }
+            let name = if i % 2 == 0 {
+                format!("img{i:02}.nii")
+            } else {
+                format!("sub/img{i:02}.nii.gz")
+            };
+            Img {
+                name,
+                data: bytes(VB * NT as usize, 1000 + i as u64),
+            }
         })
         .collect();
     let m = Mount::source(|src| {
         fs::create_dir(src.join("sub")).unwrap();
         for img in &imgs {
             let file = nifti1(&[NX, NY, NZ, NT], 4, 16, 2001, &img.data);
-            let file = if img.name.ends_with(".gz") { gzip(&file) } else { file };
+            let file = if img.name.ends_with(".gz") {
+                gzip(&file)
+            } else {
+                file
+            };
             fs::write(src.join(&img.name), file).unwrap();
         }
     })
@@ -145,8 +172,14 @@ fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes
 
     let mut threads = Vec::new();
     for t in 0..8u64 {
-        let (imgs, headers, stop, reads, bytes_read, problems) =
-            (imgs.clone(), headers.clone(), stop.clone(), reads.clone(), bytes_read.clone(), problems.clone());
+        let (imgs, headers, stop, reads, bytes_read, problems) = (
+            imgs.clone(),
+            headers.clone(),
+            stop.clone(),
+            reads.clone(),
+            bytes_read.clone(),
+            problems.clone(),
+        );
         let mnt = m.mnt.clone();
         threads.push(std::thread::spawn(move || {
             let mut rng = Rng(0x9e37_79b9 + t * 7919);
@@ -160,7 +193,14 @@ fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes
                 if rng.below(4) == 0 {
                     match fs::read(&path) {
                         Ok(v) if v.len() == 352 + VB && matches(hdr, img, k, 0, &v) => {}
-                        Ok(v) => note(&problems, format!("MISMATCH: whole read of {} ({} bytes)", path.display(), v.len())),
+                        Ok(v) => note(
+                            &problems,
+                            format!(
+                                "MISMATCH: whole read of {} ({} bytes)",
+                                path.display(),
+                                v.len()
+                            ),
+                        ),
                         Err(e) => note(&problems, format!("read {}: {e}", path.display())),
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
@@ -184,11 +224,20 @@ fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes
                         Ok(n) => {
                             let want = len.min((352 + VB).saturating_sub(off));
                             if n != want || !matches(hdr, img, k, off, &buf[..n]) {
-                                note(&problems, format!("MISMATCH: pread {} at {off}+{len}: got {n} bytes", path.display()));
+                                note(
+                                    &problems,
+                                    format!(
+                                        "MISMATCH: pread {} at {off}+{len}: got {n} bytes",
+                                        path.display()
+                                    ),
+                                );
                             }
                             bytes_read.fetch_add(n as u64, Ordering::Relaxed);
                         }
-                        Err(e) => note(&problems, format!("pread {} at {off}+{len}: {e}", path.display())),
+                        Err(e) => note(
+                            &problems,
+                            format!("pread {} at {off}+{len}: {e}", path.display()),
+                        ),
                     }
                     reads.fetch_add(1, Ordering::Relaxed);
                 }
@@ -215,7 +264,11 @@ fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes
                     note(&problems, format!("cache control on {}: {e}", img.name));
                 }
                 if ops % 5 == 0 {
-                    match fs::read_to_string(mnt.join(".nifuse/stats")).ok().as_deref().and_then(total_cache_bytes) {
+                    match fs::read_to_string(mnt.join(".nifuse/stats"))
+                        .ok()
+                        .as_deref()
+                        .and_then(total_cache_bytes)
+                    {
                         Some(b) => max_cached = max_cached.max(b),
                         None => note(&problems, "stats unreadable".into()),
                     }
@@ -248,10 +301,16 @@ fn eight_readers_under_constant_eviction_and_cache_control_read_only_right_bytes
         hwm / 1024
     );
     let problems = problems.lock().unwrap();
-    assert!(problems.is_empty(), "{} problems (first 50):\n{}\n--- log tail ---\n{}", problems.len(), problems.join("\n"), {
-        let l = m.log();
-        l[l.len().saturating_sub(4000)..].to_string()
-    });
+    assert!(
+        problems.is_empty(),
+        "{} problems (first 50):\n{}\n--- log tail ---\n{}",
+        problems.len(),
+        problems.join("\n"),
+        {
+            let l = m.log();
+            l[l.len().saturating_sub(4000)..].to_string()
+        }
+    );
     // A liveness floor, not a speed target: with 12 images thrashing an 8 MiB
     // fill-mode cache every miss refills a whole 3 MiB array (inflated by a
     // debug build for the compressed half), so a few hundred reads in 10 s on
@@ -297,7 +356,9 @@ fn which_version(got: &[u8], versions: &[Vec<u8>]) -> Option<usize> {
     if got.len() != 352 + CVB {
         return None;
     }
-    versions.iter().position(|d| got[352..] == d[K * CVB..(K + 1) * CVB])
+    versions
+        .iter()
+        .position(|d| got[352..] == d[K * CVB..(K + 1) * CVB])
 }
 
 /// Describes a mixed read: which versions its 4 KiB pages came from.
@@ -344,40 +405,58 @@ struct ChangeRun {
 
 /// Reads volume K in loops (one handle opened before any change, and one
 /// reopened every iteration) while `change(v)` installs version v, v = 1, 2, ...
-fn read_while_changing(m: &Mount, reopen_reader: bool, change: impl Fn(&Path, &[u8]) + Send + 'static) -> ChangeRun {
+fn read_while_changing(
+    m: &Mount,
+    reopen_reader: bool,
+    change: impl Fn(&Path, &[u8]) + Send + 'static,
+) -> ChangeRun {
     let versions: Arc<Vec<Vec<u8>>> = Arc::new((0..VERSIONS).map(|v| version(v).1).collect());
     let vol = m.path(format!("a.nii.d/vol_{K:04}.nii"));
     let pinned = fs::File::open(&vol).unwrap();
-    assert_eq!(which_version(&read_whole(&pinned).unwrap(), &versions), Some(0));
+    assert_eq!(
+        which_version(&read_whole(&pinned).unwrap(), &versions),
+        Some(0)
+    );
     let stop = Arc::new(AtomicBool::new(false));
-    let run = Arc::new(Mutex::new(ChangeRun { reads: 0, eio: 0, seen: [0; VERSIONS], mixes: Vec::new() }));
-    let record = |run: &Mutex<ChangeRun>, what: &str, r: std::io::Result<Vec<u8>>, versions: &[Vec<u8>]| {
-        let mut run = run.lock().unwrap();
-        run.reads += 1;
-        match r {
-            Ok(got) => match which_version(&got, versions) {
-                Some(v) => run.seen[v] += 1,
-                None => {
-                    let d = describe_mix(&got, versions);
+    let run = Arc::new(Mutex::new(ChangeRun {
+        reads: 0,
+        eio: 0,
+        seen: [0; VERSIONS],
+        mixes: Vec::new(),
+    }));
+    let record =
+        |run: &Mutex<ChangeRun>, what: &str, r: std::io::Result<Vec<u8>>, versions: &[Vec<u8>]| {
+            let mut run = run.lock().unwrap();
+            run.reads += 1;
+            match r {
+                Ok(got) => match which_version(&got, versions) {
+                    Some(v) => run.seen[v] += 1,
+                    None => {
+                        let d = describe_mix(&got, versions);
+                        if run.mixes.len() < 10 {
+                            run.mixes.push(format!("{what}: {d}"));
+                        }
+                    }
+                },
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => run.eio += 1,
+                Err(e) => {
                     if run.mixes.len() < 10 {
-                        run.mixes.push(format!("{what}: {d}"));
+                        run.mixes.push(format!("{what}: error {e}, not EIO"));
                     }
                 }
-            },
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => run.eio += 1,
-            Err(e) => {
-                if run.mixes.len() < 10 {
-                    run.mixes.push(format!("{what}: error {e}, not EIO"));
-                }
             }
-        }
-    };
+        };
     let mut readers = Vec::new();
     {
         let (stop, run, versions) = (stop.clone(), run.clone(), versions.clone());
         readers.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                record(&run, "handle opened before the changes", read_whole(&pinned), &versions);
+                record(
+                    &run,
+                    "handle opened before the changes",
+                    read_whole(&pinned),
+                    &versions,
+                );
             }
         }));
     }
@@ -406,7 +485,10 @@ fn read_while_changing(m: &Mount, reopen_reader: bool, change: impl Fn(&Path, &[
     let last = which_version(&fresh, &versions);
     let mut run = Arc::try_unwrap(run).ok().unwrap().into_inner().unwrap();
     if last != Some(VERSIONS - 1) {
-        run.mixes.push(format!("a new open after the last change read version {last:?}, not {}", VERSIONS - 1));
+        run.mixes.push(format!(
+            "a new open after the last change read version {last:?}, not {}",
+            VERSIONS - 1
+        ));
     }
     run
 }
@@ -422,8 +504,19 @@ fn replace_by_rename(src: &Path, bytes: &[u8]) {
 }
 
 fn check_rename_run(m: &Mount, what: &str, run: &ChangeRun) {
-    eprintln!("{what}: {} reads, versions seen {:?}, {} EIO, {} bad", run.reads, run.seen, run.eio, run.mixes.len());
-    assert!(run.mixes.is_empty(), "{what}: reads mixing versions or failing oddly:\n{}\n{}", run.mixes.join("\n"), m.log());
+    eprintln!(
+        "{what}: {} reads, versions seen {:?}, {} EIO, {} bad",
+        run.reads,
+        run.seen,
+        run.eio,
+        run.mixes.len()
+    );
+    assert!(
+        run.mixes.is_empty(),
+        "{what}: reads mixing versions or failing oddly:\n{}\n{}",
+        run.mixes.join("\n"),
+        m.log()
+    );
 }
 
 /// The brief's case: one handle, opened before the source is replaced, read
@@ -433,7 +526,11 @@ fn a_source_replaced_by_rename_while_open_never_gives_a_mixed_read() {
     let m = change_mount();
     let run = read_while_changing(&m, false, replace_by_rename);
     check_rename_run(&m, "rename, one reader", &run);
-    assert!(run.seen[0] > 0, "the open handle read the old version: {:?}", run.seen);
+    assert!(
+        run.seen[0] > 0,
+        "the open handle read the old version: {:?}",
+        run.seen
+    );
 }
 
 /// The same with a second reader that reopens the volume for every read, so
@@ -444,7 +541,11 @@ fn a_source_replaced_by_rename_with_old_and_new_handles_reading_at_once_never_mi
     let m = change_mount();
     let run = read_while_changing(&m, true, replace_by_rename);
     check_rename_run(&m, "rename, old and new handles", &run);
-    assert!(run.seen[0] > 0 && run.seen[1..].iter().any(|&n| n > 0), "both old and new versions were read: {:?}", run.seen);
+    assert!(
+        run.seen[0] > 0 && run.seen[1..].iter().any(|&n| n > 0),
+        "both old and new versions were read: {:?}",
+        run.seen
+    );
 }
 
 #[test]
@@ -452,7 +553,11 @@ fn a_source_rewritten_in_place_while_open_never_gives_a_mixed_read() {
     let m = change_mount();
     let run = read_while_changing(&m, true, |src, bytes| {
         // Truncate, then write the new content of the same size, in pieces.
-        let mut f = fs::OpenOptions::new().write(true).truncate(true).open(src).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(src)
+            .unwrap();
         for chunk in bytes.chunks(64 << 10) {
             std::io::Write::write_all(&mut f, chunk).unwrap();
         }
@@ -464,7 +569,14 @@ fn a_source_rewritten_in_place_while_open_never_gives_a_mixed_read() {
         run.eio,
         run.mixes.len()
     );
-    assert!(run.mixes.is_empty(), "reads mixing versions or failing oddly:\n{}", run.mixes.join("\n"));
-    assert!(run.seen[1..].iter().any(|&n| n > 0), "the new versions were read: {:?}", run.seen);
+    assert!(
+        run.mixes.is_empty(),
+        "reads mixing versions or failing oddly:\n{}",
+        run.mixes.join("\n")
+    );
+    assert!(
+        run.seen[1..].iter().any(|&n| n > 0),
+        "the new versions were read: {:?}",
+        run.seen
+    );
 }
-

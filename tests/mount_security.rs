@@ -47,7 +47,13 @@ fn fill_perms(src: &Path) {
     fs::write(src.join("public.nii"), &img).unwrap();
     fs::write(src.join("secret.nii"), &img).unwrap();
     fs::write(src.join("theirs.nii"), &img).unwrap();
-    for (name, mode) in [("public.txt", 0o644), ("secret.txt", 0o600), ("public.nii", 0o644), ("secret.nii", 0o600), ("theirs.nii", 0o640)] {
+    for (name, mode) in [
+        ("public.txt", 0o644),
+        ("secret.txt", 0o600),
+        ("public.nii", 0o644),
+        ("secret.nii", 0o600),
+        ("theirs.nii", 0o640),
+    ] {
         fs::set_permissions(src.join(name), fs::Permissions::from_mode(mode)).unwrap();
     }
     chown(&src.join("theirs.nii"), 1234, 1234);
@@ -57,14 +63,32 @@ fn fill_perms(src: &Path) {
 fn files_show_the_source_owner_and_mode_minus_write_bits() {
     let m = Mount::mount(fill_perms);
     let meta = fs::symlink_metadata(m.path("theirs.nii")).unwrap();
-    assert_eq!((meta.uid(), meta.gid()), (1234, 1234), "owner of the mirrored file");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (1234, 1234),
+        "owner of the mirrored file"
+    );
     assert_eq!(meta.mode() & 0o7777, 0o440, "640 minus write bits");
     let d = fs::metadata(m.path("theirs.nii.d")).unwrap();
     assert_eq!((d.uid(), d.gid()), (1234, 1234), "owner of NAME.d");
-    assert_eq!(d.mode() & 0o222, 0, "NAME.d has no write bits: {:o}", d.mode());
-    assert_eq!(d.mode() & 0o444, 0o440, "NAME.d readable by whom the image is: {:o}", d.mode());
+    assert_eq!(
+        d.mode() & 0o222,
+        0,
+        "NAME.d has no write bits: {:o}",
+        d.mode()
+    );
+    assert_eq!(
+        d.mode() & 0o444,
+        0o440,
+        "NAME.d readable by whom the image is: {:o}",
+        d.mode()
+    );
     let v = fs::metadata(m.path("theirs.nii.d/vol_0001.nii")).unwrap();
-    assert_eq!((v.uid(), v.gid(), v.mode() & 0o7777), (1234, 1234, 0o440), "a volume of it");
+    assert_eq!(
+        (v.uid(), v.gid(), v.mode() & 0o7777),
+        (1234, 1234, 0o440),
+        "a volume of it"
+    );
     let p = fs::metadata(m.path("secret.txt")).unwrap();
     assert_eq!((p.uid(), p.mode() & 0o7777), (0, 0o400));
     // A change of owner or mode in SOURCE shows up (after the attribute TTL).
@@ -74,7 +98,11 @@ fn files_show_the_source_owner_and_mode_minus_write_bits() {
     let meta = fs::symlink_metadata(m.path("theirs.nii")).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (4321, 0o404));
     let v = fs::metadata(m.path("theirs.nii.d/vol_0001.nii")).unwrap();
-    assert_eq!((v.uid(), v.mode() & 0o7777), (4321, 0o404), "volumes follow the image's owner and mode");
+    assert_eq!(
+        (v.uid(), v.mode() & 0o7777),
+        (4321, 0o404),
+        "volumes follow the image's owner and mode"
+    );
 }
 
 #[test]
@@ -83,10 +111,16 @@ fn without_allow_other_other_users_are_refused_entirely() {
     open_up(&m);
     for name in ["public.txt", "public.nii", "public.nii.d/vol_0000.nii"] {
         let (ok, _, err) = as_nobody(&["cat", s(&m.path(name))]);
-        assert!(!ok && err.contains("Permission denied"), "nobody reading {name} without allow_other: {err}");
+        assert!(
+            !ok && err.contains("Permission denied"),
+            "nobody reading {name} without allow_other: {err}"
+        );
     }
     let (ok, _, err) = as_nobody(&["ls", s(&m.mnt)]);
-    assert!(!ok && err.contains("Permission denied"), "nobody listing the mount: {err}");
+    assert!(
+        !ok && err.contains("Permission denied"),
+        "nobody listing the mount: {err}"
+    );
     // Root itself is let in.
     assert_eq!(cat(&m.path("public.txt")), b"for everyone\n");
 }
@@ -96,15 +130,33 @@ fn with_allow_other_the_kernel_enforces_the_source_modes() {
     let m = Mount::source(fill_perms).start(&["-o", "allow_other"]);
     open_up(&m);
     let (ok, out, err) = as_nobody(&["cat", s(&m.path("public.txt"))]);
-    assert!(ok && out == "for everyone\n", "nobody reads a 0644 file: {err}");
+    assert!(
+        ok && out == "for everyone\n",
+        "nobody reads a 0644 file: {err}"
+    );
     let (ok, out, err) = as_nobody(&["cat", s(&m.path("public.nii.d/vol_0002.nii"))]);
-    assert!(ok && out.len() > 352, "nobody reads a volume of a 0644 image: {err}");
-    for name in ["secret.txt", "secret.nii", "secret.nii.d/vol_0000.nii", "theirs.nii", "theirs.nii.d/vol_0000.nii"] {
+    assert!(
+        ok && out.len() > 352,
+        "nobody reads a volume of a 0644 image: {err}"
+    );
+    for name in [
+        "secret.txt",
+        "secret.nii",
+        "secret.nii.d/vol_0000.nii",
+        "theirs.nii",
+        "theirs.nii.d/vol_0000.nii",
+    ] {
         let (ok, _, err) = as_nobody(&["cat", s(&m.path(name))]);
-        assert!(!ok && err.contains("Permission denied"), "nobody must not read {name}: {err}");
+        assert!(
+            !ok && err.contains("Permission denied"),
+            "nobody must not read {name}: {err}"
+        );
     }
     let (ok, _, err) = as_nobody(&["ls", s(&m.path("secret.nii.d"))]);
-    assert!(!ok && err.contains("Permission denied"), "nobody must not list secret.nii.d (0600 image): {err}");
+    assert!(
+        !ok && err.contains("Permission denied"),
+        "nobody must not list secret.nii.d (0600 image): {err}"
+    );
     // The volume a denied user could not read is still fine for root.
     assert!(cat(&m.path("secret.nii.d/vol_0000.nii")).len() > 352);
 }
@@ -117,31 +169,80 @@ fn control_files_drop_caches_for_the_owner_only_and_stats_read_only_for_all() {
     cat(&m.path("a.nii.d/vol_0003.nii"));
     let start = std::time::Instant::now();
     while m.getfattr("a.nii", "user.in_memory") != "1" {
-        assert!(start.elapsed() < Duration::from_secs(10), "a.nii never filled");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a.nii never filled"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let drop = m.path(".nifuse/drop_caches");
     let stats = m.path(".nifuse/stats");
     let (ok, _, err) = as_nobody(&["sh", "-c", &format!("echo 1 > {}", s(&drop))]);
-    assert!(!ok && err.contains("Permission denied"), "nobody writing drop_caches: {err}");
-    assert_eq!(m.getfattr("a.nii", "user.in_memory"), "1", "nobody's attempt dropped nothing");
-    let (ok, _, err) = as_nobody(&["setfattr", "-n", "user.uncache", "-v", "1", s(&m.path("a.nii"))]);
+    assert!(
+        !ok && err.contains("Permission denied"),
+        "nobody writing drop_caches: {err}"
+    );
+    assert_eq!(
+        m.getfattr("a.nii", "user.in_memory"),
+        "1",
+        "nobody's attempt dropped nothing"
+    );
+    let (ok, _, err) = as_nobody(&[
+        "setfattr",
+        "-n",
+        "user.uncache",
+        "-v",
+        "1",
+        s(&m.path("a.nii")),
+    ]);
     assert!(!ok, "nobody must not uncache root's image: {err}");
-    let (ok, _, err) = as_nobody(&["setfattr", "-n", "user.cache_mode", "-v", "unchanged", s(&m.path("a.nii"))]);
-    assert!(!ok, "nobody must not change root's image's cache mode: {err}");
+    let (ok, _, err) = as_nobody(&[
+        "setfattr",
+        "-n",
+        "user.cache_mode",
+        "-v",
+        "unchanged",
+        s(&m.path("a.nii")),
+    ]);
+    assert!(
+        !ok,
+        "nobody must not change root's image's cache mode: {err}"
+    );
     assert_eq!(m.getfattr("a.nii", "user.in_memory"), "1");
     assert_eq!(m.getfattr("a.nii", "user.cache_mode"), "fill");
     // Stats: readable by all, writable by none (root included).
     let (ok, out, err) = as_nobody(&["cat", s(&stats)]);
-    assert!(ok && out.contains("\"totals\""), "nobody reads stats: {err}");
+    assert!(
+        ok && out.contains("\"totals\""),
+        "nobody reads stats: {err}"
+    );
     let (ok, _, err) = as_nobody(&["sh", "-c", &format!("echo x > {}", s(&stats))]);
-    assert!(!ok && err.contains("Permission denied"), "nobody writing stats: {err}");
+    assert!(
+        !ok && err.contains("Permission denied"),
+        "nobody writing stats: {err}"
+    );
     let e = fs::write(&stats, b"x").expect_err("root writing stats");
-    assert!(matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)), "{e}");
+    assert!(
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM)
+        ),
+        "{e}"
+    );
     let meta = fs::metadata(&stats).unwrap();
-    assert_eq!(meta.mode() & 0o222, 0, "stats has no write bits: {:o}", meta.mode());
+    assert_eq!(
+        meta.mode() & 0o222,
+        0,
+        "stats has no write bits: {:o}",
+        meta.mode()
+    );
     let meta = fs::metadata(&drop).unwrap();
-    assert_eq!(meta.mode() & 0o022, 0, "drop_caches writable by its owner only: {:o}", meta.mode());
+    assert_eq!(
+        meta.mode() & 0o022,
+        0,
+        "drop_caches writable by its owner only: {:o}",
+        meta.mode()
+    );
     // The owner can.
     fs::write(&drop, b"1\n").unwrap();
     assert_eq!(m.getfattr("a.nii", "user.in_memory"), "0");
@@ -171,21 +272,46 @@ fn symlinks_are_shown_as_symlinks_and_never_followed_out_of_source() {
     let listing = names(&m.mnt);
     for name in ["abs_out.nii", "rel_out.nii", "dotdot_out.nii"] {
         assert!(listing.contains(&name.to_string()), "{listing:?}");
-        assert!(!listing.contains(&format!("{name}.d")), "{name} points out of SOURCE: no .d ({listing:?})");
+        assert!(
+            !listing.contains(&format!("{name}.d")),
+            "{name} points out of SOURCE: no .d ({listing:?})"
+        );
         let meta = fs::symlink_metadata(m.path(name)).unwrap();
-        assert!(meta.file_type().is_symlink(), "{name} is a symlink in the mount");
-        assert_eq!(fs::read_link(m.path(name)).unwrap(), fs::read_link(m.src.join(name)).unwrap(), "{name}: stored target");
-        let e = fs::metadata(m.path(format!("{name}.d/vol_0000.nii"))).expect_err("no volumes through it");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{name} is a symlink in the mount"
+        );
+        assert_eq!(
+            fs::read_link(m.path(name)).unwrap(),
+            fs::read_link(m.src.join(name)).unwrap(),
+            "{name}: stored target"
+        );
+        let e = fs::metadata(m.path(format!("{name}.d/vol_0000.nii")))
+            .expect_err("no volumes through it");
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{name}: {e}");
     }
     // A directory symlink out of SOURCE: the kernel follows it to the real
     // directory, where no nifuse volumes exist.
-    assert!(fs::symlink_metadata(m.path("outdir")).unwrap().file_type().is_symlink());
-    assert!(fs::metadata(m.path("outdir/real.nii.d")).is_err(), "no .d beyond a symlink out of SOURCE");
+    assert!(
+        fs::symlink_metadata(m.path("outdir"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        fs::metadata(m.path("outdir/real.nii.d")).is_err(),
+        "no .d beyond a symlink out of SOURCE"
+    );
     // Symlinks within SOURCE do get volumes, with the target's voxels.
-    assert!(listing.contains(&"in_link.nii.d".to_string()), "{listing:?}");
+    assert!(
+        listing.contains(&"in_link.nii.d".to_string()),
+        "{listing:?}"
+    );
     assert!(names(&m.path("sub")).contains(&"up_link.nii.d".to_string()));
-    assert_eq!(&cat(&m.path("sub/up_link.nii.d/vol_0002.nii"))[352..], &data[2 * 128..]);
+    assert_eq!(
+        &cat(&m.path("sub/up_link.nii.d/vol_0002.nii"))[352..],
+        &data[2 * 128..]
+    );
     // A file swapped for a symlink out of SOURCE while mounted stops being served.
     assert_eq!(names(&m.path("swapped.nii.d")).len(), 3);
     let p = m.path("swapped.nii.d/vol_0000.nii");
@@ -194,7 +320,10 @@ fn symlinks_are_shown_as_symlinks_and_never_followed_out_of_source() {
     fs::remove_file(m.src.join("swapped.nii")).unwrap();
     std::os::unix::fs::symlink(outside.join("other.nii"), m.src.join("swapped.nii")).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    assert!(!names(&m.mnt).contains(&"swapped.nii.d".to_string()), "swapped.nii now points out of SOURCE");
+    assert!(
+        !names(&m.mnt).contains(&"swapped.nii.d".to_string()),
+        "swapped.nii now points out of SOURCE"
+    );
     match fs::read(&p) {
         Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}"),
         Ok(v) => panic!("served {} bytes through a symlink out of SOURCE", v.len()),
@@ -230,8 +359,11 @@ fn llistxattr(p: &Path) -> Vec<String> {
     if n <= 0 {
         return Vec::new();
     }
-    let mut v: Vec<String> =
-        buf[..n as usize].split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    let mut v: Vec<String> = buf[..n as usize]
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
     v.sort();
     v
 }
@@ -275,8 +407,20 @@ fn setxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let rc = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[test]
@@ -305,7 +449,10 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
     // Reads of everything, cache control, stats.
     for img in ["plain.nii", "sub/bold.nii.gz", "pair.hdr", "link.nii"] {
         for k in 0..6 {
-            assert_eq!(cat(&m.path(format!("{img}.d/vol_{k:04}.nii"))).len(), 352 + 1024);
+            assert_eq!(
+                cat(&m.path(format!("{img}.d/vol_{k:04}.nii"))).len(),
+                352 + 1024
+            );
         }
         assert!(m.setfattr(img, "user.cache_mode", "unchanged").0);
         assert!(m.setfattr(&format!("{img}.d"), "user.uncache", "1").0);
@@ -333,27 +480,74 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
         }
     };
     let p = |r: &str| m.path(r);
-    attempt("write", fs::OpenOptions::new().write(true).open(p("notes.txt")).map(drop));
-    attempt("append", fs::OpenOptions::new().append(true).open(p("plain.nii")).map(drop));
-    attempt("truncate", fs::OpenOptions::new().write(true).truncate(true).open(p("pair.img")).map(drop));
-    attempt("truncate via set_len", fs::File::open(p("plain.nii")).and_then(|f| f.set_len(0)));
+    attempt(
+        "write",
+        fs::OpenOptions::new()
+            .write(true)
+            .open(p("notes.txt"))
+            .map(drop),
+    );
+    attempt(
+        "append",
+        fs::OpenOptions::new()
+            .append(true)
+            .open(p("plain.nii"))
+            .map(drop),
+    );
+    attempt(
+        "truncate",
+        fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(p("pair.img"))
+            .map(drop),
+    );
+    attempt(
+        "truncate via set_len",
+        fs::File::open(p("plain.nii")).and_then(|f| f.set_len(0)),
+    );
     attempt("create", fs::write(p("new.txt"), b"x"));
     attempt("create in sub", fs::write(p("sub/new.nii"), b"x"));
-    attempt("create in .d", fs::write(p("plain.nii.d/vol_9999.nii"), b"x"));
+    attempt(
+        "create in .d",
+        fs::write(p("plain.nii.d/vol_9999.nii"), b"x"),
+    );
     attempt("mkdir", fs::create_dir(p("newdir")));
     attempt("rmdir", fs::remove_dir(p("sub")));
     attempt("unlink", fs::remove_file(p("notes.txt")));
-    attempt("unlink volume", fs::remove_file(p("plain.nii.d/vol_0000.nii")));
+    attempt(
+        "unlink volume",
+        fs::remove_file(p("plain.nii.d/vol_0000.nii")),
+    );
     attempt("unlink symlink", fs::remove_file(p("link.nii")));
     attempt("rename", fs::rename(p("notes.txt"), p("n2.txt")));
-    attempt("rename into sub", fs::rename(p("plain.nii"), p("sub/plain.nii")));
+    attempt(
+        "rename into sub",
+        fs::rename(p("plain.nii"), p("sub/plain.nii")),
+    );
     attempt("rename over", fs::rename(p("bad.nii"), p("plain.nii")));
-    attempt("symlink", std::os::unix::fs::symlink("/etc/passwd", p("pw.nii")));
+    attempt(
+        "symlink",
+        std::os::unix::fs::symlink("/etc/passwd", p("pw.nii")),
+    );
     attempt("hard link", fs::hard_link(p("plain.nii"), p("hard.nii")));
-    attempt("chmod", fs::set_permissions(p("plain.nii"), fs::Permissions::from_mode(0o777)));
-    attempt("chmod dir", fs::set_permissions(p("sub"), fs::Permissions::from_mode(0o777)));
-    attempt("chown", std::os::unix::fs::lchown(p("notes.txt"), Some(0), Some(0)));
-    attempt("utimes", fs::File::open(p("plain.nii")).and_then(|f| f.set_modified(std::time::SystemTime::UNIX_EPOCH)));
+    attempt(
+        "chmod",
+        fs::set_permissions(p("plain.nii"), fs::Permissions::from_mode(0o777)),
+    );
+    attempt(
+        "chmod dir",
+        fs::set_permissions(p("sub"), fs::Permissions::from_mode(0o777)),
+    );
+    attempt(
+        "chown",
+        std::os::unix::fs::lchown(p("notes.txt"), Some(0), Some(0)),
+    );
+    attempt(
+        "utimes",
+        fs::File::open(p("plain.nii"))
+            .and_then(|f| f.set_modified(std::time::SystemTime::UNIX_EPOCH)),
+    );
     drop(attempt);
     for cmd in [
         format!("echo x >> {}", s(&p("plain.nii"))),
@@ -362,7 +556,10 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
         format!("mv {} {}", s(&p("notes.txt")), s(&p("moved.txt"))),
         format!("rm -f {}", s(&p("bad.nii"))),
     ] {
-        let (ok, _, _) = run(Command::new("sh").args(["-c", &cmd]), Duration::from_secs(10));
+        let (ok, _, _) = run(
+            Command::new("sh").args(["-c", &cmd]),
+            Duration::from_secs(10),
+        );
         if ok {
             refused.push(format!("as root: `{cmd}` SUCCEEDED"));
         }
@@ -380,13 +577,19 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
     for (path, b) in &before {
         match after.get(path) {
             None => diffs.push(format!("{} was removed", path.display())),
-            Some(a) if a != b => diffs.push(format!("{} changed:\n    before {b:?}\n    after  {a:?}", path.display())),
+            Some(a) if a != b => diffs.push(format!(
+                "{} changed:\n    before {b:?}\n    after  {a:?}",
+                path.display()
+            )),
             Some(_) => {}
         }
     }
     for path in after.keys().filter(|p| !before.contains_key(*p)) {
         diffs.push(format!("{} was added", path.display()));
     }
-    assert!(refused.is_empty(), "changes through the mount were not refused: {refused:#?}");
+    assert!(
+        refused.is_empty(),
+        "changes through the mount were not refused: {refused:#?}"
+    );
     assert!(diffs.is_empty(), "SOURCE changed:\n{}", diffs.join("\n"));
 }

@@ -18,9 +18,16 @@ fn check_volume(file: &[u8], data: &[u8], k: usize) {
     assert_eq!(&file[344..348], b"n+1\0");
     assert_eq!(i16::from_le_bytes([file[40], file[41]]), 3, "dim[0]");
     assert_eq!(i16::from_le_bytes([file[48], file[49]]), 1, "dim[4]");
-    assert_eq!(f32::from_le_bytes([file[108], file[109], file[110], file[111]]), 352.0);
+    assert_eq!(
+        f32::from_le_bytes([file[108], file[109], file[110], file[111]]),
+        352.0
+    );
     assert_eq!(&file[148..160], b"nifuse tests", "descrip copied");
-    assert_eq!(&file[352..], &data[k * VOL..(k + 1) * VOL], "voxels of vol {k}");
+    assert_eq!(
+        &file[352..],
+        &data[k * VOL..(k + 1) * VOL],
+        "voxels of vol {k}"
+    );
 }
 
 fn fill_basic(src: &Path) {
@@ -37,26 +44,56 @@ fn tree_mirrors_source_and_adds_volume_dirs() {
     let m = Mount::mount(fill_basic);
     assert_eq!(
         names(&m.mnt),
-        [".nifuse", "link.nii", "link.nii.d", "notes.txt", "scan.nii", "scan.nii.d", "sub-01"]
+        [
+            ".nifuse",
+            "link.nii",
+            "link.nii.d",
+            "notes.txt",
+            "scan.nii",
+            "scan.nii.d",
+            "sub-01"
+        ]
     );
     assert_eq!(names(&m.path("sub-01")), ["bold.nii.gz", "bold.nii.gz.d"]);
     let vols: Vec<String> = (0..7).map(|k| format!("vol_{k:04}.nii")).collect();
     assert_eq!(names(&m.path("scan.nii.d")), vols);
     // Mirrored entries: same bytes and sizes, no write bits, symlink kept as a symlink.
     assert_eq!(cat(&m.path("notes.txt")), b"hello\n");
-    assert_eq!(cat(&m.path("scan.nii")), fs::read(m.src.join("scan.nii")).unwrap());
+    assert_eq!(
+        cat(&m.path("scan.nii")),
+        fs::read(m.src.join("scan.nii")).unwrap()
+    );
     let meta = fs::symlink_metadata(m.path("notes.txt")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o222, 0);
-    assert_eq!(meta.mtime(), fs::metadata(m.src.join("notes.txt")).unwrap().mtime());
-    assert_eq!(fs::read_link(m.path("link.nii")).unwrap(), Path::new("scan.nii"));
+    assert_eq!(
+        meta.mtime(),
+        fs::metadata(m.src.join("notes.txt")).unwrap().mtime()
+    );
+    assert_eq!(
+        fs::read_link(m.path("link.nii")).unwrap(),
+        Path::new("scan.nii")
+    );
     // stat sizes from the header alone; inode numbers stable.
     let v = fs::metadata(m.path("scan.nii.d/vol_0003.nii")).unwrap();
     assert_eq!(v.len(), (352 + VOL) as u64);
-    assert_eq!(v.ino(), fs::metadata(m.path("scan.nii.d/vol_0003.nii")).unwrap().ino());
-    let (ok, out, _) = run(Command::new("ls").arg("-l").arg(m.path("scan.nii.d")), Duration::from_secs(10));
-    assert!(ok && out.contains("vol_0006.nii") && out.contains(&(352 + VOL).to_string()), "{out}");
+    assert_eq!(
+        v.ino(),
+        fs::metadata(m.path("scan.nii.d/vol_0003.nii"))
+            .unwrap()
+            .ino()
+    );
     let (ok, out, _) = run(
-        Command::new("stat").args(["-c", "%s %F"]).arg(m.path("sub-01/bold.nii.gz.d/vol_0000.nii")),
+        Command::new("ls").arg("-l").arg(m.path("scan.nii.d")),
+        Duration::from_secs(10),
+    );
+    assert!(
+        ok && out.contains("vol_0006.nii") && out.contains(&(352 + VOL).to_string()),
+        "{out}"
+    );
+    let (ok, out, _) = run(
+        Command::new("stat")
+            .args(["-c", "%s %F"])
+            .arg(m.path("sub-01/bold.nii.gz.d/vol_0000.nii")),
         Duration::from_secs(10),
     );
     assert!(ok);
@@ -79,10 +116,21 @@ fn unaligned_partial_and_concurrent_reads() {
     let m = Mount::mount(fill_basic);
     let (_, data) = image4d(4, 5, 6, 7, 1);
     for dir in ["scan.nii.d", "sub-01/bold.nii.gz.d"] {
-        let whole: Vec<Vec<u8>> = (0..7).map(|k| cat(&m.path(format!("{dir}/vol_{k:04}.nii")))).collect();
+        let whole: Vec<Vec<u8>> = (0..7)
+            .map(|k| cat(&m.path(format!("{dir}/vol_{k:04}.nii"))))
+            .collect();
         let f = fs::File::open(m.path(format!("{dir}/vol_0005.nii"))).unwrap();
         // Straddling the header/data boundary, inside the header, at and past EOF.
-        for (off, len) in [(340u64, 30usize), (0, 1), (351, 2), (352, VOL), (353, 7), ((352 + VOL - 3) as u64, 10), ((352 + VOL) as u64, 5), (9999, 4)] {
+        for (off, len) in [
+            (340u64, 30usize),
+            (0, 1),
+            (351, 2),
+            (352, VOL),
+            (353, 7),
+            ((352 + VOL - 3) as u64, 10),
+            ((352 + VOL) as u64, 5),
+            (9999, 4),
+        ] {
             let mut buf = vec![0u8; len];
             let n = f.read_at(&mut buf, off).unwrap();
             let start = (off as usize).min(whole[5].len());
@@ -92,7 +140,12 @@ fn unaligned_partial_and_concurrent_reads() {
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let p = m.path(format!("{dir}/vol_{:04}.nii", t % 7));
-                std::thread::spawn(move || (t % 7, (0..5).map(|_| fs::read(&p).unwrap()).collect::<Vec<_>>()))
+                std::thread::spawn(move || {
+                    (
+                        t % 7,
+                        (0..5).map(|_| fs::read(&p).unwrap()).collect::<Vec<_>>(),
+                    )
+                })
             })
             .collect();
         for t in threads {
@@ -113,12 +166,27 @@ fn every_change_is_refused_with_erofs_and_source_untouched() {
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{what}: {e}");
     };
     erofs(fs::write(m.path("new.txt"), b"x"), "create");
-    erofs(fs::OpenOptions::new().write(true).open(m.path("scan.nii")).map(drop), "open for write");
-    erofs(fs::OpenOptions::new().write(true).open(m.path("scan.nii.d/vol_0000.nii")).map(drop), "write volume");
+    erofs(
+        fs::OpenOptions::new()
+            .write(true)
+            .open(m.path("scan.nii"))
+            .map(drop),
+        "open for write",
+    );
+    erofs(
+        fs::OpenOptions::new()
+            .write(true)
+            .open(m.path("scan.nii.d/vol_0000.nii"))
+            .map(drop),
+        "write volume",
+    );
     erofs(fs::create_dir(m.path("d")), "mkdir");
     erofs(fs::rename(m.path("notes.txt"), m.path("n2.txt")), "rename");
     erofs(fs::remove_file(m.path("notes.txt")), "unlink");
-    erofs(fs::set_permissions(m.path("notes.txt"), fs::Permissions::from_mode(0o777)), "chmod");
+    erofs(
+        fs::set_permissions(m.path("notes.txt"), fs::Permissions::from_mode(0o777)),
+        "chmod",
+    );
     assert_eq!(fs::read(m.src.join("scan.nii")).unwrap(), before);
     assert_eq!(fs::read(m.src.join("notes.txt")).unwrap(), b"hello\n");
 }
@@ -141,20 +209,42 @@ fn bad_input_never_hangs_or_kills_the_daemon() {
         fs::write(src.join("ok.nii"), &img).unwrap();
     });
     let listing = names(&m.mnt);
-    for plain in ["bad.nii", "empty.nii", "dir.nii", "loop1.nii", "fifo.nii", "outside.nii"] {
+    for plain in [
+        "bad.nii",
+        "empty.nii",
+        "dir.nii",
+        "loop1.nii",
+        "fifo.nii",
+        "outside.nii",
+    ] {
         assert!(listing.contains(&plain.to_string()), "{plain} listed");
-        assert!(!listing.contains(&format!("{plain}.d")), "{plain} has no .d: {listing:?}");
+        assert!(
+            !listing.contains(&format!("{plain}.d")),
+            "{plain} has no .d: {listing:?}"
+        );
     }
-    assert_eq!(cat(&m.path("bad.nii")), b"this is not a NIfTI header at all");
+    assert_eq!(
+        cat(&m.path("bad.nii")),
+        b"this is not a NIfTI header at all"
+    );
     let (_, data) = image4d(4, 5, 6, 7, 2);
     for k in 0..4 {
-        check_volume(&cat(&m.path(format!("trunc.nii.d/vol_{k:04}.nii"))), &data, k);
+        check_volume(
+            &cat(&m.path(format!("trunc.nii.d/vol_{k:04}.nii"))),
+            &data,
+            k,
+        );
     }
     for k in 4..7 {
-        let e = fs::read(m.path(format!("trunc.nii.d/vol_{k:04}.nii"))).expect_err("missing volume");
+        let e =
+            fs::read(m.path(format!("trunc.nii.d/vol_{k:04}.nii"))).expect_err("missing volume");
         assert_eq!(e.raw_os_error(), Some(libc::EIO), "vol {k}: {e}");
     }
-    assert!(m.log().contains("trunc.nii"), "the missing range is logged: {}", m.log());
+    assert!(
+        m.log().contains("trunc.nii"),
+        "the missing range is logged: {}",
+        m.log()
+    );
     // Still serving after all that.
     check_volume(&cat(&m.path("ok.nii.d/vol_0006.nii")), &data, 6);
 }
@@ -163,13 +253,27 @@ fn bad_input_never_hangs_or_kills_the_daemon() {
 fn names_widen_past_9999_volumes() {
     let m = Mount::mount(|src| {
         let data = bytes(10_001, 3);
-        fs::write(src.join("many.nii"), nifti1(&[1, 1, 1, 10_001], 2, 8, 2001, &data)).unwrap();
+        fs::write(
+            src.join("many.nii"),
+            nifti1(&[1, 1, 1, 10_001], 2, 8, 2001, &data),
+        )
+        .unwrap();
     });
     let v = names(&m.path("many.nii.d"));
     assert_eq!(v.len(), 10_001);
-    assert_eq!((v[0].as_str(), v[10_000].as_str()), ("vol_00000.nii", "vol_10000.nii"));
+    assert_eq!(
+        (v[0].as_str(), v[10_000].as_str()),
+        ("vol_00000.nii", "vol_10000.nii")
+    );
     let last = cat(&m.path("many.nii.d/vol_10000.nii"));
-    assert_eq!(i16::from_le_bytes([last[68], last[69]]), 0, "intent 2001 becomes 0");
+    assert_eq!(
+        i16::from_le_bytes([last[68], last[69]]),
+        0,
+        "intent 2001 becomes 0"
+    );
     assert_eq!(last[352..], bytes(10_001, 3)[10_000..]);
-    assert!(fs::metadata(m.path("many.nii.d/vol_0001.nii")).is_err(), "4-digit name not in a 5-digit dir");
+    assert!(
+        fs::metadata(m.path("many.nii.d/vol_0001.nii")).is_err(),
+        "4-digit name not in a 5-digit dir"
+    );
 }

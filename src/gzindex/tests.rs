@@ -379,7 +379,13 @@ fn checkpoints_before_an_inflate_error_survive_the_failed_build() {
     let p = write_file(d.path(), "c.gz", &gz);
     let a = GzAccess::open(&p, starts(VOL, 12), None).unwrap();
     let err = a.build_all(&mut |_, _| {}).unwrap_err();
-    let GzError::Corrupt { at_compressed, .. } = err else { panic!("{err:?}") };
-    assert!(a.checkpoint_count() > 3, "{} checkpoints, error at {at_compressed}", a.checkpoint_count());
+    let GzError::Corrupt { at_compressed, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        a.checkpoint_count() > 3,
+        "{} checkpoints, error at {at_compressed}",
+        a.checkpoint_count()
+    );
     assert!(a.trusted_before(at_compressed, 1024) >= VOL as u64);
 }

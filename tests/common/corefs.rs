@@ -113,7 +113,10 @@ pub fn list(f: &Fs, ino: u64) -> Vec<DirEntry> {
 }
 
 pub fn names(v: &[DirEntry]) -> Vec<String> {
-    let mut n: Vec<String> = v.iter().map(|e| e.name.to_string_lossy().into_owned()).collect();
+    let mut n: Vec<String> = v
+        .iter()
+        .map(|e| e.name.to_string_lossy().into_owned())
+        .collect();
     n.sort();
     n
 }
@@ -127,7 +130,10 @@ pub fn read_all(f: &Fs, ino: u64) -> Vec<u8> {
 }
 
 pub fn xattr(f: &Fs, ino: u64, name: &str) -> String {
-    match f.getxattr(ino, OsStr::new(name), 4096).unwrap_or_else(|e| panic!("getxattr {name}: {e}")) {
+    match f
+        .getxattr(ino, OsStr::new(name), 4096)
+        .unwrap_or_else(|e| panic!("getxattr {name}: {e}"))
+    {
         XattrValue::Data(d) => String::from_utf8(d).unwrap(),
         XattrValue::Size(n) => panic!("getxattr {name} with a buffer returned a size {n}"),
     }
@@ -183,10 +189,16 @@ pub fn check_reads(f: &Fs, ino: u64, whole: &[u8], what: &str) {
         (u64::MAX - 10, 5),
     ];
     for (off, len) in cases {
-        let got = f.read(fh, off, len).unwrap_or_else(|e| panic!("{what}: read {off}+{len}: {e}"));
+        let got = f
+            .read(fh, off, len)
+            .unwrap_or_else(|e| panic!("{what}: read {off}+{len}: {e}"));
         let start = off.min(size) as usize;
         let end = off.saturating_add(u64::from(len)).min(size) as usize;
-        assert!(got == whole[start..end], "{what}: read {off}+{len} ({} bytes)", got.len());
+        assert!(
+            got == whole[start..end],
+            "{what}: read {off}+{len} ({} bytes)",
+            got.len()
+        );
     }
     f.release(fh);
     assert_eq!(errno(f.read(fh, 0, 10)), libc::EBADF);

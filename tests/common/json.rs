@@ -16,7 +16,12 @@ pub enum J {
 impl J {
     pub fn get(&self, key: &str) -> &J {
         match self {
-            J::Obj(kv) => &kv.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no key {key} in {self:?}")).1,
+            J::Obj(kv) => {
+                &kv.iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("no key {key} in {self:?}"))
+                    .1
+            }
             _ => panic!("not an object: {self:?}"),
         }
     }
@@ -145,7 +150,12 @@ pub fn parse_json(text: &str) -> J {
                 while *i < s.len() && (s[*i].is_ascii_digit() || b"+-.eE".contains(&s[*i])) {
                     *i += 1;
                 }
-                J::Num(std::str::from_utf8(&s[start..*i]).unwrap().parse().expect("JSON number"))
+                J::Num(
+                    std::str::from_utf8(&s[start..*i])
+                        .unwrap()
+                        .parse()
+                        .expect("JSON number"),
+                )
             }
         };
         v

@@ -74,8 +74,22 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(nifti2: bool, voxoff: u128, vol_bytes: u128, n_vols: u128, decoded: Vec<u8>, exact: bool) -> Model {
-        Model { nifti2, voxoff, vol_bytes, n_vols, decoded, exact }
+    pub fn new(
+        nifti2: bool,
+        voxoff: u128,
+        vol_bytes: u128,
+        n_vols: u128,
+        decoded: Vec<u8>,
+        exact: bool,
+    ) -> Model {
+        Model {
+            nifti2,
+            voxoff,
+            vol_bytes,
+            n_vols,
+            decoded,
+            exact,
+        }
     }
     /// The volume-number width of the `vol_K.nii` names.
     pub fn width(&self) -> usize {
@@ -103,7 +117,12 @@ pub struct Case {
 }
 
 pub fn case(name: &str, expect: Expect, logged: bool) -> Case {
-    Case { name: name.into(), expect, logged, dangerous: false }
+    Case {
+        name: name.into(),
+        expect,
+        logged,
+        dangerous: false,
+    }
 }
 
 pub const NX: i16 = 4;
@@ -116,15 +135,29 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     let mut cases = Vec::new();
     let w = |name: &str, bytes: &[u8]| fs::write(src.join(name), bytes).unwrap();
     let (img, _) = image4d(NX, NX, NX, NT, 40);
-    let int16 = |decoded: Vec<u8>, voxoff: u128| Model::new(false, voxoff, VOL as u128, NT as u128, decoded, true);
+    let int16 = |decoded: Vec<u8>, voxoff: u128| {
+        Model::new(false, voxoff, VOL as u128, NT as u128, decoded, true)
+    };
 
     // Valid images, as controls and as the gzip-by-magic cases.
     w("v01_good.nii", &img);
-    cases.push(case("v01_good.nii", Expect::Split(int16(img.clone(), 352)), false));
+    cases.push(case(
+        "v01_good.nii",
+        Expect::Split(int16(img.clone(), 352)),
+        false,
+    ));
     w("v02_fake_gz.nii.gz", &img);
-    cases.push(case("v02_fake_gz.nii.gz", Expect::Split(int16(img.clone(), 352)), false));
+    cases.push(case(
+        "v02_fake_gz.nii.gz",
+        Expect::Split(int16(img.clone(), 352)),
+        false,
+    ));
     w("v03_real_gz.nii", &gzip(&img));
-    cases.push(case("v03_real_gz.nii", Expect::Split(int16(img.clone(), 352)), false));
+    cases.push(case(
+        "v03_real_gz.nii",
+        Expect::Split(int16(img.clone(), 352)),
+        false,
+    ));
 
     // Huge dimensions. NIfTI-1 with i16::MAX in every dim (voxel count overflows
     // u64 when multiplied by the volume count).
@@ -135,46 +168,111 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
         Model::new(false, 352, e * e * e * 2, e * e * e * e, d, exact)
     };
     w("m01_huge_i16.nii", &huge);
-    cases.push(case("m01_huge_i16.nii", Expect::Either(m(huge.clone(), true)), true));
+    cases.push(case(
+        "m01_huge_i16.nii",
+        Expect::Either(m(huge.clone(), true)),
+        true,
+    ));
     w("m02_huge_i16_gz.nii.gz", &gzip(&huge));
-    cases.push(case("m02_huge_i16_gz.nii.gz", Expect::Either(m(huge.clone(), true)), true));
+    cases.push(case(
+        "m02_huge_i16_gz.nii.gz",
+        Expect::Either(m(huge.clone(), true)),
+        true,
+    ));
     // One 70 TB volume (3D, i16::MAX cubed, int16) in a 1.3 kB file.
     let huge3 = nifti1(&[i16::MAX; 3], 4, 16, 0, &bytes(1000, 42));
     let e = i16::MAX as u128;
     let m3 = |d: Vec<u8>| Model::new(false, 352, e * e * e * 2, 1, d, true);
     w("m03_huge3d.nii", &huge3);
-    cases.push(case("m03_huge3d.nii", Expect::Either(m3(huge3.clone())), true));
+    cases.push(case(
+        "m03_huge3d.nii",
+        Expect::Either(m3(huge3.clone())),
+        true,
+    ));
     w("m04_huge3d_gz.nii.gz", &gzip(&huge3));
-    cases.push(Case { dangerous: true, ..case("m04_huge3d_gz.nii.gz", Expect::Either(m3(huge3.clone())), true) });
+    cases.push(Case {
+        dangerous: true,
+        ..case(
+            "m04_huge3d_gz.nii.gz",
+            Expect::Either(m3(huge3.clone())),
+            true,
+        )
+    });
     // NIfTI-2 dims near i64::MAX: one volume of 2^60 bytes (uint8; 2^63-1
     // would overflow the bit count and is covered by m07).
     let n2vol = nifti2(&[1 << 60, 1, 1], 2, 8, 544, &bytes(1000, 43));
     let mv = |d: Vec<u8>| Model::new(true, 544, 1 << 60, 1, d, true);
     w("m05_n2_huge_vol.nii", &n2vol);
-    cases.push(case("m05_n2_huge_vol.nii", Expect::Either(mv(n2vol.clone())), true));
+    cases.push(case(
+        "m05_n2_huge_vol.nii",
+        Expect::Either(mv(n2vol.clone())),
+        true,
+    ));
     w("m06_n2_huge_vol_gz.nii.gz", &gzip(&n2vol));
-    cases.push(Case { dangerous: true, ..case("m06_n2_huge_vol_gz.nii.gz", Expect::Either(mv(n2vol.clone())), true) });
+    cases.push(Case {
+        dangerous: true,
+        ..case(
+            "m06_n2_huge_vol_gz.nii.gz",
+            Expect::Either(mv(n2vol.clone())),
+            true,
+        )
+    });
     // NIfTI-2: sizes whose product overflows.
     let n2o = nifti2(&[i64::MAX, i64::MAX, 2, 2], 2, 8, 544, &bytes(100, 44));
     w("m07_n2_overflow.nii", &n2o);
     cases.push(case(
         "m07_n2_overflow.nii",
-        Expect::Either(Model::new(true, 544, (i64::MAX as u128) * (i64::MAX as u128) * 2, 2, n2o.clone(), true)),
+        Expect::Either(Model::new(
+            true,
+            544,
+            (i64::MAX as u128) * (i64::MAX as u128) * 2,
+            2,
+            n2o.clone(),
+            true,
+        )),
         true,
     ));
     // Volume counts in the quintillions with 1-byte volumes: 100 of them are
     // really there and must read right; listing the .d must not hang the daemon.
-    let many1 = nifti1(&[1, 1, 1, i16::MAX, i16::MAX, i16::MAX, i16::MAX], 2, 8, 0, &bytes(100, 45));
+    let many1 = nifti1(
+        &[1, 1, 1, i16::MAX, i16::MAX, i16::MAX, i16::MAX],
+        2,
+        8,
+        0,
+        &bytes(100, 45),
+    );
     w("m08_i16_many_vols.nii", &many1);
     cases.push(Case {
         dangerous: true,
-        ..case("m08_i16_many_vols.nii", Expect::Either(Model::new(false, 352, 1, e * e * e * e, many1.clone(), true)), true)
+        ..case(
+            "m08_i16_many_vols.nii",
+            Expect::Either(Model::new(
+                false,
+                352,
+                1,
+                e * e * e * e,
+                many1.clone(),
+                true,
+            )),
+            true,
+        )
     });
     let many2 = nifti2(&[1, 1, 1, i64::MAX], 2, 8, 544, &bytes(100, 46));
     w("m09_n2_many_vols.nii", &many2);
     cases.push(Case {
         dangerous: true,
-        ..case("m09_n2_many_vols.nii", Expect::Either(Model::new(true, 544, 1, i64::MAX as u128, many2.clone(), true)), true)
+        ..case(
+            "m09_n2_many_vols.nii",
+            Expect::Either(Model::new(
+                true,
+                544,
+                1,
+                i64::MAX as u128,
+                many2.clone(),
+                true,
+            )),
+            true,
+        )
     });
 
     // Negative dims, dim[0] out of range.
@@ -184,7 +282,11 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     let n2neg = nifti2(&[4, 4, 4, -1], 4, 16, 544, &bytes(VOL, 48));
     w("p02_n2_neg_dim.nii", &n2neg);
     cases.push(case("p02_n2_neg_dim.nii", Expect::Plain, true));
-    for (name, d0) in [("p03_dim0_zero.nii", 0i16), ("p04_dim0_eight.nii", 8), ("p05_dim0_neg.nii", -1)] {
+    for (name, d0) in [
+        ("p03_dim0_zero.nii", 0i16),
+        ("p04_dim0_eight.nii", 8),
+        ("p05_dim0_neg.nii", -1),
+    ] {
         let mut h = img.clone();
         put_i16(&mut h, 40, d0);
         w(name, &h);
@@ -199,7 +301,11 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
         h
     };
     w("m10_voxoff_past_eof.nii", &with_voxoff(4096.0));
-    cases.push(case("m10_voxoff_past_eof.nii", Expect::Either(int16(with_voxoff(4096.0), 4096)), true));
+    cases.push(case(
+        "m10_voxoff_past_eof.nii",
+        Expect::Either(int16(with_voxoff(4096.0), 4096)),
+        true,
+    ));
     for (name, v) in [
         ("p06_voxoff_nan.nii", f32::NAN),
         ("p07_voxoff_inf.nii", f32::INFINITY),
@@ -211,13 +317,25 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     }
     // nibabel takes int(vox_offset): 352.5 means 352 if nifuse accepts it at all.
     w("m11_voxoff_frac.nii", &with_voxoff(352.5));
-    cases.push(case("m11_voxoff_frac.nii", Expect::Either(int16(with_voxoff(352.5), 352)), true));
+    cases.push(case(
+        "m11_voxoff_frac.nii",
+        Expect::Either(int16(with_voxoff(352.5), 352)),
+        true,
+    ));
     w("m12_voxoff_small.nii", &with_voxoff(96.0));
-    cases.push(case("m12_voxoff_small.nii", Expect::Either(int16(with_voxoff(96.0), 96)), true));
+    cases.push(case(
+        "m12_voxoff_small.nii",
+        Expect::Either(int16(with_voxoff(96.0), 96)),
+        true,
+    ));
     // 1.5 volumes in: volumes 0..=3 are whole and must read, 4 and 5 run past EOF.
     let mid = (352 + VOL * 3 / 2) as f32;
     w("m13_voxoff_middle.nii", &with_voxoff(mid));
-    cases.push(case("m13_voxoff_middle.nii", Expect::Either(int16(with_voxoff(mid), mid as u128)), true));
+    cases.push(case(
+        "m13_voxoff_middle.nii",
+        Expect::Either(int16(with_voxoff(mid), mid as u128)),
+        true,
+    ));
     let mut n2negoff = nifti2(&[4, 4, 4, 6], 4, 16, -544, &bytes(VOL * 6, 49));
     w("p10_n2_voxoff_neg.nii", &n2negoff);
     cases.push(case("p10_n2_voxoff_neg.nii", Expect::Plain, true));
@@ -234,22 +352,38 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     put_i16(&mut bp, 72, 32);
     w("m14_bitpix_mismatch.nii", &bp);
     // nibabel sizes voxels by the datatype (int16), not bitpix.
-    cases.push(case("m14_bitpix_mismatch.nii", Expect::Either(int16(bp.clone(), 352)), true));
+    cases.push(case(
+        "m14_bitpix_mismatch.nii",
+        Expect::Either(int16(bp.clone(), 352)),
+        true,
+    ));
 
     // sizeof_hdr wrong, short headers, empty files.
-    for (name, v) in [("p13_sizeof_349.nii", 349), ("p14_sizeof_zero.nii", 0), ("p15_sizeof_neg.nii", -348)] {
+    for (name, v) in [
+        ("p13_sizeof_349.nii", 349),
+        ("p14_sizeof_zero.nii", 0),
+        ("p15_sizeof_neg.nii", -348),
+    ] {
         let mut h = img.clone();
         put_i32(&mut h, 0, v);
         w(name, &h);
         cases.push(case(name, Expect::Plain, true));
     }
-    for (name, n) in [("p16_short0.nii", 0), ("p17_short1.nii", 1), ("p18_short347.nii", 347)] {
+    for (name, n) in [
+        ("p16_short0.nii", 0),
+        ("p17_short1.nii", 1),
+        ("p18_short347.nii", 347),
+    ] {
         w(name, &img[..n]);
         cases.push(case(name, Expect::Plain, true));
     }
     // 351 bytes: a whole header, the extender cut short, no voxels.
     w("m15_short351.nii", &img[..351]);
-    cases.push(case("m15_short351.nii", Expect::Either(int16(img[..351].to_vec(), 352)), true));
+    cases.push(case(
+        "m15_short351.nii",
+        Expect::Either(int16(img[..351].to_vec(), 352)),
+        true,
+    ));
     w("p19_short347_gz.nii.gz", &gzip(&img[..347]));
     cases.push(case("p19_short347_gz.nii.gz", Expect::Plain, true));
     w("p20_empty_gz.nii.gz", b"");
@@ -258,7 +392,11 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     cases.push(case("p21_empty_gzip_stream.nii.gz", Expect::Plain, true));
 
     // Extensions with nonsense sizes.
-    for (name, esize) in [("m16_ext_zero.nii", 0i32), ("m17_ext_huge.nii", i32::MAX), ("m18_ext_neg.nii", -16)] {
+    for (name, esize) in [
+        ("m16_ext_zero.nii", 0i32),
+        ("m17_ext_huge.nii", i32::MAX),
+        ("m18_ext_neg.nii", -16),
+    ] {
         let mut h = img[..352].to_vec();
         h[348] = 1;
         let mut ext = vec![0u8; 16];
@@ -277,7 +415,11 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     let gz = gzip(&big);
     let big_model = |exact| Model::new(false, 352, 16 * 16 * 16 * 2, 10, big.clone(), exact);
     w("m19_trunc_gz.nii.gz", &gz[..gz.len() * 55 / 100]);
-    cases.push(case("m19_trunc_gz.nii.gz", Expect::Either(big_model(false)), true));
+    cases.push(case(
+        "m19_trunc_gz.nii.gz",
+        Expect::Either(big_model(false)),
+        true,
+    ));
     let smooth: Vec<u8> = {
         let mut d = Vec::new();
         for i in 0..(16 * 16 * 16 * 10) {
@@ -291,7 +433,14 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     w("m20_corrupt_gz.nii.gz", &bad);
     cases.push(case(
         "m20_corrupt_gz.nii.gz",
-        Expect::Either(Model::new(false, 352, 16 * 16 * 16 * 2, 10, smooth.clone(), false)),
+        Expect::Either(Model::new(
+            false,
+            352,
+            16 * 16 * 16 * 2,
+            10,
+            smooth.clone(),
+            false,
+        )),
         true,
     ));
     let mut garbage = vec![0x1f, 0x8b];
@@ -310,7 +459,11 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     cases.push(case("o01_orphan.img", Expect::Plain, false));
     w("m21_emptyimg.hdr", &pair_hdr);
     w("m21_emptyimg.img", b"");
-    cases.push(case("m21_emptyimg.hdr", Expect::Either(int16(Vec::new(), 0)), true));
+    cases.push(case(
+        "m21_emptyimg.hdr",
+        Expect::Either(int16(Vec::new(), 0)),
+        true,
+    ));
     cases.push(case("m21_emptyimg.img", Expect::Plain, false));
 
     // Non-regular entries with NIfTI names.
@@ -321,14 +474,18 @@ pub fn build_corpus(src: &Path, bombs: bool) -> Vec<Case> {
     fs::create_dir(src.join("s02_dir.nii")).unwrap();
     fs::write(src.join("s02_dir.nii/inner.txt"), b"inside").unwrap();
     cases.push(case("s02_dir.nii", Expect::Special, false));
-    let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, src.join(name)).unwrap();
+    let link =
+        |target: &str, name: &str| std::os::unix::fs::symlink(target, src.join(name)).unwrap();
     link("s03_loop_b.nii", "s03_loop_a.nii");
     link("s03_loop_a.nii", "s03_loop_b.nii");
     link("s04_self.nii", "s04_self.nii");
     let outside = src.parent().unwrap().join("outside");
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("real.nii"), &img).unwrap();
-    link(outside.join("real.nii").to_str().unwrap(), "s05_outside_abs.nii");
+    link(
+        outside.join("real.nii").to_str().unwrap(),
+        "s05_outside_abs.nii",
+    );
     link("../outside/real.nii", "s06_outside_rel.nii");
     link("nowhere/missing.nii", "s07_dangling.nii");
     link("s01_fifo.nii", "s08_link_to_fifo.nii");

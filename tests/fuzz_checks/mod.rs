@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use nifuse::gzindex::{GzAccess, GzError, IndexKey, IndexState};
 use nifuse::nifti::{
-    DataType, ECODE_AFNI, Field, FieldTable, FormatError, Header, INTENT_TIME_SERIES,
-    ImageLayout, Kind, MAX_VOX_OFFSET, NIFTI1, NIFTI2, Version, datatype, parse_extensions,
+    DataType, ECODE_AFNI, Field, FieldTable, FormatError, Header, INTENT_TIME_SERIES, ImageLayout,
+    Kind, MAX_VOX_OFFSET, NIFTI1, NIFTI2, Version, datatype, parse_extensions,
 };
 
 // ---------------------------------------------------------------------------
@@ -133,7 +133,10 @@ pub fn check_layout_new(head: &[u8], pair: bool) -> Option<ImageLayout> {
         Err(e) => {
             // Every refusal renders as one line.
             let msg = e.to_string();
-            assert!(!msg.is_empty() && !msg.contains('\n'), "bad message {msg:?}");
+            assert!(
+                !msg.is_empty() && !msg.contains('\n'),
+                "bad message {msg:?}"
+            );
             return None;
         }
     };
@@ -158,7 +161,10 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
     assert!((3..=7).contains(&shape.len()), "ndim {}", shape.len());
     assert_eq!(dims[0], shape.len() as i64, "dim[0] vs shape");
     assert_eq!(&dims[1..=shape.len()], &shape[..], "shape vs dims");
-    assert!(shape.iter().all(|&d| d >= 1), "shape {shape:?} has a dim < 1");
+    assert!(
+        shape.iter().all(|&d| d >= 1),
+        "shape {shape:?} has a dim < 1"
+    );
 
     // Datatype.
     let dt: DataType = l.dtype();
@@ -175,7 +181,11 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
     assert_eq!(u128::from(l.n_vols()), n_vols, "n_vols");
     assert!(l.n_vols() >= 1);
     let data_bytes = u128::from(l.vol_bytes()) * n_vols;
-    assert_eq!(u128::from(l.data_bytes()), data_bytes, "data_bytes overflowed");
+    assert_eq!(
+        u128::from(l.data_bytes()),
+        data_bytes,
+        "data_bytes overflowed"
+    );
     assert!(
         data_bytes + u128::from(l.data_offset()) <= u128::from(u64::MAX),
         "end of data overflows u64"
@@ -183,19 +193,40 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
 
     // vox_offset.
     let vo = src.vox_offset();
-    assert!(vo.is_finite() && vo >= 0.0 && vo.fract() == 0.0, "vox_offset {vo}");
+    assert!(
+        vo.is_finite() && vo >= 0.0 && vo.fract() == 0.0,
+        "vox_offset {vo}"
+    );
     assert_eq!(l.data_offset() as f64, vo, "data_offset vs vox_offset");
     assert!(l.data_offset() <= MAX_VOX_OFFSET);
     if !pair {
-        assert!(l.data_offset() >= t.len as u64 + 4, "vox_offset inside header");
-        assert!(head.len() as u64 >= l.data_offset(), "accepted without the bytes up to vox_offset");
+        assert!(
+            l.data_offset() >= t.len as u64 + 4,
+            "vox_offset inside header"
+        );
+        assert!(
+            head.len() as u64 >= l.data_offset(),
+            "accepted without the bytes up to vox_offset"
+        );
     }
 
     // The volume header.
     let vh = l.vol_header();
-    assert_eq!(vh.len() as u64 + l.vol_bytes(), l.vol_file_size(), "vol_file_size");
-    assert_eq!(vh.len() % 16, 0, "vol_header length {} not a multiple of 16", vh.len());
-    assert!(vh.len() >= t.len + 4, "vol_header shorter than header + extender");
+    assert_eq!(
+        vh.len() as u64 + l.vol_bytes(),
+        l.vol_file_size(),
+        "vol_file_size"
+    );
+    assert_eq!(
+        vh.len() % 16,
+        0,
+        "vol_header length {} not a multiple of 16",
+        vh.len()
+    );
+    assert!(
+        vh.len() >= t.len + 4,
+        "vol_header shorter than header + extender"
+    );
     let h = Header::parse(vh).expect("vol_header does not parse");
     assert_eq!(h.version(), src.version());
     assert_eq!(h.big_endian(), src.big_endian());
@@ -208,7 +239,11 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
     assert_eq!(h.datatype_code(), src.datatype_code());
     assert_eq!(h.bitpix(), src.bitpix());
     assert_eq!(h.vox_offset(), vh.len() as f64, "vol_header vox_offset");
-    let intent = if src.intent_code() == INTENT_TIME_SERIES { 0 } else { src.intent_code() };
+    let intent = if src.intent_code() == INTENT_TIME_SERIES {
+        0
+    } else {
+        src.intent_code()
+    };
     assert_eq!(h.intent_code(), intent, "intent_code");
     // Only dim, vox_offset, intent_code and magic[1] may differ from the source header.
     let patched = |i: usize| {
@@ -216,19 +251,33 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
         inf(t.dim) || inf(t.vox_offset) || inf(t.intent_code) || i == t.magic.offset + 1
     };
     for (i, (a, b)) in src.bytes().iter().zip(&vh[..t.len]).enumerate() {
-        assert!(a == b || patched(i), "vol_header byte {i} changed: {a:#x} -> {b:#x}");
+        assert!(
+            a == b || patched(i),
+            "vol_header byte {i} changed: {a:#x} -> {b:#x}"
+        );
     }
 
     // Extensions: the kept ones (all but AFNI's) follow, raw, then zeros.
-    let after = if pair { &head[t.len..] } else { &head[t.len..l.data_offset() as usize] };
+    let after = if pair {
+        &head[t.len..]
+    } else {
+        &head[t.len..l.data_offset() as usize]
+    };
     let exts = parse_extensions(after, src.big_endian()).expect("accepted but extensions fail");
     let kept: Vec<_> = exts.into_iter().filter(|e| e.code != ECODE_AFNI).collect();
     let reparsed = parse_extensions(&vh[t.len..], src.big_endian()).expect("vol_header extensions");
-    assert_eq!(reparsed, kept, "vol_header extensions differ from the kept source ones");
+    assert_eq!(
+        reparsed, kept,
+        "vol_header extensions differ from the kept source ones"
+    );
     let ext_bytes: usize = kept.iter().map(|e| e.raw.len()).sum();
     assert_eq!(vh.len(), (t.len + 4 + ext_bytes).next_multiple_of(16));
     if kept.is_empty() {
-        assert_eq!(&vh[t.len..t.len + 4], &[0; 4], "extender without extensions");
+        assert_eq!(
+            &vh[t.len..t.len + 4],
+            &[0; 4],
+            "extender without extensions"
+        );
     } else {
         assert_eq!(&vh[t.len..t.len + 4], &after[..4], "extender not copied");
     }
@@ -245,7 +294,9 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
 
     // Volume ranges tile the data.
     for k in [0, l.n_vols() / 2, l.n_vols() - 1] {
-        let r = l.vol_source_range(k).expect("volume k < n_vols has no range");
+        let r = l
+            .vol_source_range(k)
+            .expect("volume k < n_vols has no range");
         assert_eq!(r.start, l.data_offset() + k * l.vol_bytes());
         assert_eq!(r.end - r.start, l.vol_bytes());
     }
@@ -257,8 +308,14 @@ pub fn check_layout(head: &[u8], pair: bool, l: &ImageLayout) {
 pub fn check_plan(l: &ImageLayout, k: u64, offset: u64, size: u32) {
     let p = l.plan_read(k, offset, size);
     let empty = |r: &Range<u64>| r.is_empty() && *r == (0..0);
-    assert!(p.header.is_empty() == (p.header == (0..0)), "empty header range not 0..0: {p:?}");
-    assert!(p.data.is_empty() == empty(&p.data), "empty data range not 0..0: {p:?}");
+    assert!(
+        p.header.is_empty() == (p.header == (0..0)),
+        "empty header range not 0..0: {p:?}"
+    );
+    assert!(
+        p.data.is_empty() == empty(&p.data),
+        "empty data range not 0..0: {p:?}"
+    );
     let Some(src) = l.vol_source_range(k) else {
         assert!(k >= l.n_vols());
         assert_eq!(p, Default::default(), "plan for a missing volume {k}");
@@ -267,11 +324,21 @@ pub fn check_plan(l: &ImageLayout, k: u64, offset: u64, size: u32) {
     assert!(k < l.n_vols());
     let fsz = l.vol_file_size();
     let hlen = l.vol_header().len() as u64;
-    let want = if offset >= fsz { 0 } else { u64::from(size).min(fsz - offset) };
+    let want = if offset >= fsz {
+        0
+    } else {
+        u64::from(size).min(fsz - offset)
+    };
     let got = p.header.len() as u64 + (p.data.end - p.data.start);
-    assert_eq!(got, want, "plan {p:?} for k={k} offset={offset} size={size}, file {fsz}");
+    assert_eq!(
+        got, want,
+        "plan {p:?} for k={k} offset={offset} size={size}, file {fsz}"
+    );
     if !p.header.is_empty() {
-        assert_eq!(p.header.start as u64, offset, "header range does not start at offset");
+        assert_eq!(
+            p.header.start as u64, offset,
+            "header range does not start at offset"
+        );
         assert!(p.header.end as u64 <= hlen, "header range past vol_header");
     }
     if !p.data.is_empty() {
@@ -280,9 +347,16 @@ pub fn check_plan(l: &ImageLayout, k: u64, offset: u64, size: u32) {
             "data {:?} outside volume {k}'s source range {src:?}",
             p.data
         );
-        assert_eq!(p.data.start - src.start, offset.max(hlen) - hlen, "data range start");
+        assert_eq!(
+            p.data.start - src.start,
+            offset.max(hlen) - hlen,
+            "data range start"
+        );
         if !p.header.is_empty() {
-            assert_eq!(p.header.end as u64, hlen, "gap between header and data ranges");
+            assert_eq!(
+                p.header.end as u64, hlen,
+                "gap between header and data ranges"
+            );
         }
     }
 }
@@ -362,8 +436,16 @@ pub fn generate_image_start(inp: &mut Input) -> (Vec<u8>, bool) {
     let mut dims = [1i64; 8];
     dims[0] = ndim;
     for d in dims.iter_mut().skip(1) {
-        let x = if v2 { inp.u64() as i64 } else { i64::from(inp.u16() as i16) };
-        *d = if raw_dims { x } else { 1 + (x.unsigned_abs() % 300) as i64 };
+        let x = if v2 {
+            inp.u64() as i64
+        } else {
+            i64::from(inp.u16() as i16)
+        };
+        *d = if raw_dims {
+            x
+        } else {
+            1 + (x.unsigned_abs() % 300) as i64
+        };
     }
     if raw_dims {
         dims[0] = i64::from(inp.u8() as i8);
@@ -403,7 +485,11 @@ pub fn generate_image_start(inp: &mut Input) -> (Vec<u8>, bool) {
     if !pair && vox_offset.is_finite() && vox_offset >= b.len() as f64 && vox_offset <= 1e6 {
         // Usually the caller read exactly up to vox_offset; sometimes it's short.
         let want = vox_offset as usize;
-        let cut = if vo_sel & 0x80 != 0 { want.saturating_sub(1 + usize::from(inp.u8())) } else { want };
+        let cut = if vo_sel & 0x80 != 0 {
+            want.saturating_sub(1 + usize::from(inp.u8()))
+        } else {
+            want
+        };
         b.resize(cut.max(b.len()), 0);
     }
     (b, pair)
@@ -412,7 +498,9 @@ pub fn generate_image_start(inp: &mut Input) -> (Vec<u8>, bool) {
 pub fn check_layout_target(data: &[u8]) {
     let mut inp = Input::new(data);
     let (head, pair) = generate_image_start(&mut inp);
-    let Some(l) = check_layout_new(&head, pair) else { return };
+    let Some(l) = check_layout_new(&head, pair) else {
+        return;
+    };
     // Fuzzed reads, plus reads around the header/data boundary and the end.
     let n = l.n_vols();
     let fsz = l.vol_file_size();
@@ -435,7 +523,11 @@ pub fn check_layout_target(data: &[u8]) {
             6 => u64::MAX - u64::from(inp.u8()),
             _ => 0,
         };
-        let size = if sel & 0x80 != 0 { inp.u32() } else { u32::from(inp.u16()) };
+        let size = if sel & 0x80 != 0 {
+            inp.u32()
+        } else {
+            u32::from(inp.u16())
+        };
         check_plan(&l, k, offset, size);
     }
 }
@@ -490,7 +582,8 @@ pub fn scratch_dir() -> PathBuf {
         #[cfg(test)] // cargo test: under target/tmp, not /tmp
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         #[cfg(not(test))]
-        let base = std::env::var_os("NIFUSE_FUZZ_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from);
+        let base =
+            std::env::var_os("NIFUSE_FUZZ_SCRATCH").map_or_else(std::env::temp_dir, PathBuf::from);
         let d = base.join(format!("nifuse-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("scratch dir");
         d
@@ -529,12 +622,18 @@ pub fn check_gzip_stream(data: &[u8]) {
         0 => vec![0],
         1 => vec![],
         2 => {
-            let mut s: Vec<u64> = (0..1 + rng.below(6)).map(|_| rng.below(total + 2)).collect();
+            let mut s: Vec<u64> = (0..1 + rng.below(6))
+                .map(|_| rng.below(total + 2))
+                .collect();
             s.sort();
             s.dedup();
             s
         }
-        _ => (0..8).map(|i| i * total / 8).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+        _ => (0..8)
+            .map(|i| i * total / 8)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     };
     let acc = GzAccess::open(&path, starts.clone(), None).expect("open of an existing file fails");
 
@@ -559,7 +658,11 @@ pub fn check_gzip_stream(data: &[u8]) {
         }
         if ref_ok && len > 0 && off + (len as u64) <= total {
             // A stream flate2 fully decodes must serve every byte.
-            assert!(r.is_ok(), "{what}: read {off}+{len} of a valid stream failed: {:?}", r.err());
+            assert!(
+                r.is_ok(),
+                "{what}: read {off}+{len} of a valid stream failed: {:?}",
+                r.err()
+            );
         }
         r
     };
@@ -570,7 +673,10 @@ pub fn check_gzip_stream(data: &[u8]) {
             0 => 0,
             1 => rng.below(total + 1),
             2 => total.saturating_sub(rng.below(64)),
-            3 => starts.get(rng.below(starts.len() as u64 + 1) as usize).copied().unwrap_or(0),
+            3 => starts
+                .get(rng.below(starts.len() as u64 + 1) as usize)
+                .copied()
+                .unwrap_or(0),
             _ => rng.below(total + 70_000),
         };
         let len = match rng.below(4) {
@@ -584,7 +690,11 @@ pub fn check_gzip_stream(data: &[u8]) {
 
     let built = acc.build_all(&mut |_, _| {});
     if ref_ok {
-        assert!(built.is_ok(), "build_all fails on a stream flate2 decodes: {:?}", built.err());
+        assert!(
+            built.is_ok(),
+            "build_all fails on a stream flate2 decodes: {:?}",
+            built.err()
+        );
     }
     if built.is_ok() {
         // Complete index: the whole stream verified. It must agree with flate2.
@@ -593,11 +703,18 @@ pub fn check_gzip_stream(data: &[u8]) {
             "build_all accepted a stream flate2 rejects (flate2 decoded {total} bytes first)"
         );
         let mut all = vec![0u8; total as usize];
-        acc.read_exact_at(0, &mut all).expect("read of all data after build_all");
-        assert!(all == reference, "whole-stream read after build_all differs from flate2");
+        acc.read_exact_at(0, &mut all)
+            .expect("read of all data after build_all");
+        assert!(
+            all == reference,
+            "whole-stream read after build_all differs from flate2"
+        );
         let mut one = [0u8; 1];
         assert!(
-            matches!(acc.read_exact_at(total, &mut one), Err(GzError::OutOfRange { .. })),
+            matches!(
+                acc.read_exact_at(total, &mut one),
+                Err(GzError::OutOfRange { .. })
+            ),
             "read at the end of a complete stream is not OutOfRange"
         );
     }
@@ -683,7 +800,15 @@ pub fn good_gzip() -> &'static GoodGzip {
         let index_bytes = std::fs::read(&index_file).unwrap();
         let key = IndexKey::for_file(&path).unwrap();
         let key_prefix_len = 4 + key.path.as_os_str().len() + 8 + 16 + 8 + 8 + 4;
-        GoodGzip { plain, path, starts, index_dir, index_file, index_bytes, key_prefix_len }
+        GoodGzip {
+            plain,
+            path,
+            starts,
+            index_dir,
+            index_file,
+            index_bytes,
+            key_prefix_len,
+        }
     })
 }
 
@@ -736,7 +861,8 @@ pub fn check_gzip_index(data: &[u8]) {
     // Strict (right bytes or an error past the end) unless a forged file was
     // actually loaded: nifuse trusts an index whose CRC-32 matches.
     let loaded = acc.state() != IndexState::None;
-    let strict = !loaded || file == g.index_bytes || std::env::var_os("NIFUSE_FUZZ_STRICT_INDEX").is_some();
+    let strict =
+        !loaded || file == g.index_bytes || std::env::var_os("NIFUSE_FUZZ_STRICT_INDEX").is_some();
     let total = g.plain.len() as u64;
     let mut rng = Rng::new(seed);
     for i in 0..1 + rng.below(6) {
@@ -761,12 +887,16 @@ pub fn check_gzip_index(data: &[u8]) {
             }
             Err(_) if !strict => {}
             Err(e) => {
-                assert!(end > total, "read {i}: {off}+{len} failed with a genuine index: {e}");
+                assert!(
+                    end > total,
+                    "read {i}: {off}+{len} failed with a genuine index: {e}"
+                );
             }
         }
     }
     if strict {
-        acc.build_all(&mut |_, _| {}).expect("build_all on a good gzip");
+        acc.build_all(&mut |_, _| {})
+            .expect("build_all on a good gzip");
         let mut all = vec![0u8; total as usize];
         acc.read_exact_at(0, &mut all).expect("full read");
         assert!(all == g.plain, "full read after build_all differs");
@@ -789,19 +919,36 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
                 for with_ext in [false, true] {
                     let t: &FieldTable = if v2 { &NIFTI2 } else { &NIFTI1 };
                     let exts = if with_ext {
-                        [make_extension(32, 6, big, b'x'), make_extension(16, ECODE_AFNI, big, b'a')]
-                            .concat()
+                        [
+                            make_extension(32, 6, big, b'x'),
+                            make_extension(16, ECODE_AFNI, big, b'a'),
+                        ]
+                        .concat()
                     } else {
                         vec![]
                     };
                     let vo = (t.len + 4 + exts.len()).next_multiple_of(16);
-                    let mut b = make_header(v2, big, pair, [4, 4, 5, 6, 7, 1, 1, 1], 4, 16, if pair { 0.0 } else { vo as f64 });
+                    let mut b = make_header(
+                        v2,
+                        big,
+                        pair,
+                        [4, 4, 5, 6, 7, 1, 1, 1],
+                        4,
+                        16,
+                        if pair { 0.0 } else { vo as f64 },
+                    );
                     b.extend_from_slice(&[u8::from(with_ext), 0, 0, 0]);
                     b.extend_from_slice(&exts);
                     b.resize(if pair { b.len() } else { vo }, 0);
                     out.push((
                         "header",
-                        format!("v{}-{}-{}-{}", if v2 { 2 } else { 1 }, if big { "be" } else { "le" }, if pair { "pair" } else { "single" }, if with_ext { "ext" } else { "noext" }),
+                        format!(
+                            "v{}-{}-{}-{}",
+                            if v2 { 2 } else { 1 },
+                            if big { "be" } else { "le" },
+                            if pair { "pair" } else { "single" },
+                            if with_ext { "ext" } else { "noext" }
+                        ),
                         b,
                     ));
                 }
@@ -822,12 +969,21 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         ("three-members-flushes", gzip_bytes(&plain, 3, 3000, 6)),
         ("stored", gzip_bytes(&plain[..5000], 1, 1 << 30, 0)),
         ("empty", gzip_bytes(&[], 1, 1 << 30, 6)),
-        ("small", gzip_bytes(b"hello, hello, hello nifuse\n", 2, 5, 9)),
-        ("trailing-zeros", [gzip_bytes(&plain[..3000], 1, 700, 1), vec![0; 16]].concat()),
+        (
+            "small",
+            gzip_bytes(b"hello, hello, hello nifuse\n", 2, 5, 9),
+        ),
+        (
+            "trailing-zeros",
+            [gzip_bytes(&plain[..3000], 1, 700, 1), vec![0; 16]].concat(),
+        ),
     ];
     for (name, gz) in variants {
         for mode in [0u8, 2, 3] {
-            let mut b = 0x1234_5678_9abc_def0u64.wrapping_add(u64::from(mode)).to_le_bytes().to_vec();
+            let mut b = 0x1234_5678_9abc_def0u64
+                .wrapping_add(u64::from(mode))
+                .to_le_bytes()
+                .to_vec();
             b.push(mode);
             b.extend_from_slice(&gz);
             out.push(("gzip_stream", format!("{name}-m{mode}"), b));
@@ -836,13 +992,21 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     // gzip_index: the genuine index in each mode.
     let g = good_gzip();
     let seed = 7u64.to_le_bytes();
-    out.push(("gzip_index", "raw-genuine".into(), [&[0u8][..], &seed, &g.index_bytes].concat()));
+    out.push((
+        "gzip_index",
+        "raw-genuine".into(),
+        [&[0u8][..], &seed, &g.index_bytes].concat(),
+    ));
     out.push((
         "gzip_index",
         "tail-genuine".into(),
         [&[1u8][..], &seed, &g.index_bytes[24 + g.key_prefix_len..]].concat(),
     ));
-    out.push(("gzip_index", "payload-genuine".into(), [&[2u8][..], &seed, &g.index_bytes[24..]].concat()));
+    out.push((
+        "gzip_index",
+        "payload-genuine".into(),
+        [&[2u8][..], &seed, &g.index_bytes[24..]].concat(),
+    ));
     out
 }
 
