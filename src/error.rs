@@ -110,7 +110,7 @@ mod tests {
     fn errno_map_passes_os_errors_through() {
         let e = Error::io("reading x", io::Error::from_raw_os_error(libc::ELOOP));
         assert_eq!(e.errno(), libc::ELOOP);
-        let e = Error::io("reading x", io::Error::new(io::ErrorKind::Other, "custom"));
+        let e = Error::io("reading x", io::Error::other("custom"));
         assert_eq!(e.errno(), libc::EIO);
         assert_eq!(Error::NoAttr("x".into()).errno(), libc::ENODATA);
         assert_eq!(Error::ReadOnly("x".into()).errno(), libc::EROFS);

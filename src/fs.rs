@@ -124,11 +124,10 @@ impl Fs {
     pub fn image_at(&self, rel: &Path) -> Option<Arc<Image>> {
         let before = self.images.known(rel);
         let now = self.images.get(rel);
-        if let Some(old) = &before {
-            if now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new)) {
+        if let Some(old) = &before
+            && now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new)) {
                 self.invalidate_image(rel);
             }
-        }
         now
     }
 
@@ -317,8 +316,8 @@ impl Fs {
     /// open volume keeps the attributes of the version it opened, even after
     /// the source changed (where a path lookup would give ESTALE).
     pub fn getattr_open(&self, ino: u64, fh: Option<u64>) -> Result<Entry> {
-        if let Some(handle) = fh.and_then(|fh| self.handles.get(fh).ok()) {
-            if let Handle::Volume(v) = &*handle {
+        if let Some(handle) = fh.and_then(|fh| self.handles.get(fh).ok())
+            && let Handle::Volume(v) = &*handle {
                 let size = v.image.layout.vol_file_size();
                 let attr = attr::volume(ino, &v.image.header_meta, size);
                 return Ok(Entry {
@@ -326,7 +325,6 @@ impl Fs {
                     ttl: self.config.volume_ttl,
                 });
             }
-        }
         self.getattr(ino)
     }
 
@@ -366,11 +364,10 @@ impl Fs {
 
     /// Closes handle `fh` (file or directory).
     pub fn release(&self, fh: u64) {
-        if let Some(handle) = self.handles.remove(fh) {
-            if let Handle::Volume(v) = &*handle {
+        if let Some(handle) = self.handles.remove(fh)
+            && let Handle::Volume(v) = &*handle {
                 v.image.data.save_index(false);
             }
-        }
     }
 
     /// Opens file `ino` with open(2) `flags`. Anything but read-only access

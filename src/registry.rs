@@ -97,22 +97,20 @@ impl Registry {
 
     /// The image at `rel` (relative to SOURCE), if it is one.
     pub fn get(&self, rel: &Path) -> Option<Arc<Image>> {
-        if let Some(slot) = self.lock().get(rel) {
-            if slot.checked.elapsed() < self.recheck {
+        if let Some(slot) = self.lock().get(rel)
+            && slot.checked.elapsed() < self.recheck {
                 return slot.image.clone();
             }
-        }
         let name = rel.to_str()?;
         let file_name = rel.file_name()?.to_str()?;
         image::name_kind(file_name)?;
         let path = self.resolve(rel)?;
         let idents = image::current_idents(&path)?;
-        if let Some(slot) = self.lock().get_mut(rel) {
-            if slot.idents == idents {
+        if let Some(slot) = self.lock().get_mut(rel)
+            && slot.idents == idents {
                 slot.checked = Instant::now();
                 return slot.image.clone();
             }
-        }
         let image = match image::probe(&path, name, self.index_dir.as_deref()) {
             Ok(mut img) => {
                 img.version = self
@@ -127,11 +125,10 @@ impl Registry {
             }
         };
         let mut slots = self.lock();
-        if let Some(old) = slots.get(rel) {
-            if old.idents != idents && old.image.is_some() {
+        if let Some(old) = slots.get(rel)
+            && old.idents != idents && old.image.is_some() {
                 log::info!("{name}: changed on disk; its volumes now come from the new file");
             }
-        }
         slots.insert(
             rel.to_path_buf(),
             Slot {

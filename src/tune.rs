@@ -54,7 +54,7 @@ pub fn mount_device(mountpoint: &Path) -> Option<String> {
             let point = fields.nth(1)?;
             (unescape_mountinfo(point) == want).then(|| dev.to_string())
         })
-        .last()
+        .next_back()
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, and so on).

@@ -111,7 +111,7 @@ fn check_volume(
         );
     }
     let hdr_len = size - model.vol_bytes;
-    if hdr_len % 16 != 0 || hdr_len > (64 << 20) + 1024 {
+    if !hdr_len.is_multiple_of(16) || hdr_len > (64 << 20) + 1024 {
         return r.fail(
             &label,
             format!("volume header length {hdr_len} (size {size}) is not sane"),

@@ -86,7 +86,8 @@ pub fn parse_json(text: &str) -> J {
     }
     fn value(s: &[u8], i: &mut usize) -> J {
         ws(s, i);
-        let v = match s[*i] {
+        
+        match s[*i] {
             b'{' => {
                 *i += 1;
                 let mut kv = Vec::new();
@@ -157,8 +158,7 @@ pub fn parse_json(text: &str) -> J {
                         .expect("JSON number"),
                 )
             }
-        };
-        v
+        }
     }
     let s = text.as_bytes();
     let mut i = 0;

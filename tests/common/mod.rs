@@ -86,7 +86,7 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
         .expect("spawn");
     let start = Instant::now();
     loop {
-        if let Some(_) = child.try_wait().expect("wait") {
+        if child.try_wait().expect("wait").is_some() {
             let out = child.wait_with_output().expect("output");
             return (
                 out.status.success(),

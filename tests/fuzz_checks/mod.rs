@@ -471,7 +471,7 @@ pub fn generate_image_start(inp: &mut Input) -> (Vec<u8>, bool) {
     let natural = (t.len + 4 + exts.len()).next_multiple_of(16);
     let vo_sel = inp.u8();
     let vox_offset = match vo_sel % 8 {
-        0 | 1 | 2 => natural as f64,
+        0..=2 => natural as f64,
         3 => (natural + 16 * usize::from(inp.u8())) as f64,
         4 => f64::from(inp.u32()),
         5 => f64::from(f32::from_bits(inp.u32())),
