@@ -298,6 +298,14 @@ fn serve(
         uid,
         gid,
     };
+    // Handlers first: a signal that arrives while mounting is kept and acted
+    // on once the mount is up, instead of killing the daemon mid-way.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let fs = std::sync::Arc::new(Fs::new(source, config).map_err(|e| e.to_string())?);
     let threads = args
         .threads
@@ -337,12 +345,6 @@ fn serve(
         }
     }
     let mut unmounter = session.unmount_callable();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
         .name("nifuse-signals".into())
