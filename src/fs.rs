@@ -125,9 +125,10 @@ impl Fs {
         let before = self.images.known(rel);
         let now = self.images.get(rel);
         if let Some(old) = &before
-            && now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new)) {
-                self.invalidate_image(rel);
-            }
+            && now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new))
+        {
+            self.invalidate_image(rel);
+        }
         now
     }
 
@@ -317,14 +318,15 @@ impl Fs {
     /// the source changed (where a path lookup would give ESTALE).
     pub fn getattr_open(&self, ino: u64, fh: Option<u64>) -> Result<Entry> {
         if let Some(handle) = fh.and_then(|fh| self.handles.get(fh).ok())
-            && let Handle::Volume(v) = &*handle {
-                let size = v.image.layout.vol_file_size();
-                let attr = attr::volume(ino, &v.image.header_meta, size);
-                return Ok(Entry {
-                    attr,
-                    ttl: self.config.volume_ttl,
-                });
-            }
+            && let Handle::Volume(v) = &*handle
+        {
+            let size = v.image.layout.vol_file_size();
+            let attr = attr::volume(ino, &v.image.header_meta, size);
+            return Ok(Entry {
+                attr,
+                ttl: self.config.volume_ttl,
+            });
+        }
         self.getattr(ino)
     }
 
@@ -365,9 +367,10 @@ impl Fs {
     /// Closes handle `fh` (file or directory).
     pub fn release(&self, fh: u64) {
         if let Some(handle) = self.handles.remove(fh)
-            && let Handle::Volume(v) = &*handle {
-                v.image.data.save_index(false);
-            }
+            && let Handle::Volume(v) = &*handle
+        {
+            v.image.data.save_index(false);
+        }
     }
 
     /// Opens file `ino` with open(2) `flags`. Anything but read-only access

@@ -98,19 +98,21 @@ impl Registry {
     /// The image at `rel` (relative to SOURCE), if it is one.
     pub fn get(&self, rel: &Path) -> Option<Arc<Image>> {
         if let Some(slot) = self.lock().get(rel)
-            && slot.checked.elapsed() < self.recheck {
-                return slot.image.clone();
-            }
+            && slot.checked.elapsed() < self.recheck
+        {
+            return slot.image.clone();
+        }
         let name = rel.to_str()?;
         let file_name = rel.file_name()?.to_str()?;
         image::name_kind(file_name)?;
         let path = self.resolve(rel)?;
         let idents = image::current_idents(&path)?;
         if let Some(slot) = self.lock().get_mut(rel)
-            && slot.idents == idents {
-                slot.checked = Instant::now();
-                return slot.image.clone();
-            }
+            && slot.idents == idents
+        {
+            slot.checked = Instant::now();
+            return slot.image.clone();
+        }
         let image = match image::probe(&path, name, self.index_dir.as_deref()) {
             Ok(mut img) => {
                 img.version = self
@@ -126,9 +128,11 @@ impl Registry {
         };
         let mut slots = self.lock();
         if let Some(old) = slots.get(rel)
-            && old.idents != idents && old.image.is_some() {
-                log::info!("{name}: changed on disk; its volumes now come from the new file");
-            }
+            && old.idents != idents
+            && old.image.is_some()
+        {
+            log::info!("{name}: changed on disk; its volumes now come from the new file");
+        }
         slots.insert(
             rel.to_path_buf(),
             Slot {

@@ -306,13 +306,14 @@ impl DataFile {
         if let Some(gz) = &self.gz {
             let access = self.gzip_access(gz)?;
             if let Verdict::GoodBefore(limit, why) = self.verdict(gz, access)
-                && end > *limit {
-                    return Err(Error::Data(format!(
-                        "{}: bytes {offset}..{end} cannot be served: {why}; only the first {limit} \
+                && end > *limit
+            {
+                return Err(Error::Data(format!(
+                    "{}: bytes {offset}..{end} cannot be served: {why}; only the first {limit} \
                          decoded bytes are intact (restore the file from a good copy)",
-                        self.path.display()
-                    )));
-                }
+                    self.path.display()
+                )));
+            }
             return access.read_exact_at(offset, buf).map_err(|e| {
                 Error::Data(format!(
                     "{}: cannot decode bytes {offset}..{end}: {e}",

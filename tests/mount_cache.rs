@@ -63,6 +63,7 @@ fn getfattr_dump_lists_every_attribute_on_name_and_dir() {
 
 #[test]
 fn fill_unchanged_uncache_and_invalid_modes() {
+    let _stable = caches_stable();
     let m = Mount::mount(two_images);
     for name in ["a.nii", "b.nii.gz"] {
         assert_eq!(m.getfattr(name, "user.in_memory"), "0");
@@ -105,6 +106,7 @@ fn fill_unchanged_uncache_and_invalid_modes() {
 
 #[test]
 fn drop_caches_file_empties_every_cache() {
+    let _stable = caches_stable();
     let m = Mount::mount(two_images);
     last_volume(&m, "a.nii");
     last_volume(&m, "b.nii.gz");
@@ -120,6 +122,7 @@ fn drop_caches_file_empties_every_cache() {
 
 #[test]
 fn kernel_forgetting_an_image_drops_its_cache_unless_open() {
+    let _exclusive = dropping_kernel_caches();
     let m = Mount::mount(two_images);
     let open = fs::File::open(m.path("b.nii.gz.d/vol_0000.nii")).unwrap();
     last_volume(&m, "a.nii");
@@ -140,6 +143,7 @@ fn kernel_forgetting_an_image_drops_its_cache_unless_open() {
 
 #[test]
 fn a_changed_source_is_served_from_the_new_file() {
+    let _stable = caches_stable();
     let m = Mount::mount(two_images);
     let old = last_volume(&m, "a.nii");
     assert_eq!(m.getfattr("a.nii", "user.in_memory"), "1");

@@ -86,7 +86,7 @@ pub fn parse_json(text: &str) -> J {
     }
     fn value(s: &[u8], i: &mut usize) -> J {
         ws(s, i);
-        
+
         match s[*i] {
             b'{' => {
                 *i += 1;

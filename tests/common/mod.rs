@@ -272,3 +272,19 @@ pub fn names(dir: &Path) -> Vec<String> {
 pub fn show(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()
 }
+
+/// Tests that write `/proc/sys/vm/drop_caches` make the kernel forget idle
+/// inodes of every mount, which drops image caches that other tests of the
+/// same binary are checking. Those hold this lock for reading, the writers
+/// for writing.
+pub static KERNEL_CACHES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Holds off tests that drop the kernel's caches while this guard lives.
+pub fn caches_stable() -> std::sync::RwLockReadGuard<'static, ()> {
+    KERNEL_CACHES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits for tests that check image caches, and keeps them waiting while this guard lives.
+pub fn dropping_kernel_caches() -> std::sync::RwLockWriteGuard<'static, ()> {
+    KERNEL_CACHES.write().unwrap_or_else(|e| e.into_inner())
+}
