@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use memmap2::MmapMut;
@@ -29,7 +29,7 @@ use crate::image::Image;
 /// Bytes per cache chunk.
 pub const CHUNK: u64 = 4 << 20;
 
-/// Fills running at once: more would only compete for the cores, and each
+/// Fills running at once (more queue): more would compete for the cores, and each
 /// running fill holds a chunk beyond the budget while it is being read.
 pub const MAX_FILLS: usize = 2;
 
@@ -224,7 +224,36 @@ pub struct Caches {
     default_mode: Mode,
     budget: u64,
     state: Mutex<State>,
-    fills: Arc<AtomicUsize>,
+    fills: Arc<FillSlots>,
+}
+
+/// A counting semaphore of [`MAX_FILLS`] slots for fill threads.
+#[derive(Default)]
+struct FillSlots {
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One held fill slot; released on drop.
+struct FillSlot<'a>(&'a FillSlots);
+
+impl FillSlots {
+    fn acquire(&self) -> FillSlot<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= MAX_FILLS {
+            running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        FillSlot(self)
+    }
+}
+
+impl Drop for FillSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        self.0.freed.notify_one();
+    }
 }
 
 impl Caches {
@@ -234,7 +263,7 @@ impl Caches {
             default_mode,
             budget,
             state: Mutex::new(State::default()),
-            fills: Arc::new(AtomicUsize::new(0)),
+            fills: Arc::new(FillSlots::default()),
         }
     }
 
@@ -364,12 +393,6 @@ impl Caches {
             }
             return None;
         }
-        // Too many fills running: serve this read from the source; a later
-        // read starts the fill.
-        if self.fills.fetch_add(1, Ordering::AcqRel) >= MAX_FILLS {
-            self.fills.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
         let cache = Arc::new(ImageCache::new(image.clone()));
         slot.cache = Some(cache.clone());
         Self::evict(state, path, self.budget);
@@ -378,11 +401,12 @@ impl Caches {
         let spawned = std::thread::Builder::new()
             .name("nifuse-fill".into())
             .spawn(move || {
+                // Queue for one of MAX_FILLS slots; an eviction meanwhile
+                // makes the fill stop at once.
+                let _slot = fills.acquire();
                 filler.fill();
-                fills.fetch_sub(1, Ordering::AcqRel);
             });
         if let Err(e) = spawned {
-            self.fills.fetch_sub(1, Ordering::AcqRel);
             log::warn!("{}: cannot start a cache fill thread: {e}", image.name);
             if let Some(slot) = state.slots.get_mut(path) {
                 slot.cache = None;
