@@ -183,9 +183,11 @@ impl DataFile {
         self.gz.is_some()
     }
 
-    /// The gzip access structure, for compressed files whose index was opened.
+    /// The gzip access structure of a compressed file, opened (and its saved
+    /// index loaded) if it was not yet; None for uncompressed files or when
+    /// the file cannot be opened.
     pub fn gzip(&self) -> Option<&GzAccess> {
-        self.gz.as_ref()?.access.get()?.as_ref().ok()
+        self.gzip_access(self.gz.as_ref()?).ok()
     }
 
     /// The gzip access structure, opening (and loading a saved index) on first use.

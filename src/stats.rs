@@ -17,6 +17,7 @@ use crate::fs::json_string;
 use crate::image::Image;
 
 /// The index state of an image, as shown in stats.
+/// The gzip index state of `image` (a saved index is loaded to tell).
 fn index_state(image: &Image) -> String {
     use crate::gzindex::IndexState;
     if !image.data.is_gzip() {

@@ -88,6 +88,12 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
         .modified()
         .unwrap();
     let mut m = m.start(&["--cache-mode", "unchanged"]);
+    assert_eq!(names(&m.path("bold.nii.gz.d")).len(), 12);
+    assert!(
+        m.stats().contains("\"index\": \"complete\""),
+        "the saved index shows in stats before any read: {}",
+        m.stats()
+    );
     let v = cat(&m.path("bold.nii.gz.d/vol_0007.nii"));
     assert_eq!(&v[352..], &data[7 * VOL..8 * VOL]);
     assert!(
