@@ -137,7 +137,7 @@ impl ImageCache {
                     self.changed.notify_all();
                 }
                 Err(e) => {
-                    log::warn!(
+                    log::info!(
                         "{}: cache fill stopped at byte {start}: {e}",
                         self.image.name
                     );

@@ -29,7 +29,7 @@ pub fn parse_header(
                 msg: "not a gzip file (bad magic)".into(),
             });
         }
-        log::warn!(
+        log::debug!(
             "gzindex: ignoring {} trailing bytes after the gzip data",
             file_len - pos
         );

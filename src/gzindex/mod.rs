@@ -283,7 +283,7 @@ impl GzAccess {
         let mut c = self.checkout(offset, buf.len() as u64)?;
         let r = c.read(&self.ctx(), offset, buf);
         if let Err(e) = &r {
-            log::warn!(
+            log::debug!(
                 "gzindex: {}: read of {} bytes at {offset}: {e}",
                 self.key.path.display(),
                 buf.len()
@@ -348,7 +348,7 @@ impl GzAccess {
                 c.known_covered = g.index.covered;
             }
             if let Err(e) = r {
-                log::warn!("gzindex: {}: building index: {e}", self.key.path.display());
+                log::debug!("gzindex: {}: building index: {e}", self.key.path.display());
                 let r = Err(e);
                 self.checkin(c, &r);
                 return r;

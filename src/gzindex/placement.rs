@@ -82,7 +82,7 @@ impl Cursor {
                 b.member_start,
                 window,
             )),
-            None => log::warn!(
+            None => log::debug!(
                 "gzindex: window for checkpoint at {} no longer available; skipped",
                 b.out
             ),
