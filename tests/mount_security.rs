@@ -403,26 +403,6 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Snap> {
     out
 }
 
-fn setxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 #[test]
 fn a_full_workload_leaves_source_byte_and_metadata_identical() {
     let mut m = Mount::source(|src| {

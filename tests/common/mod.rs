@@ -7,8 +7,9 @@
 pub mod corefs;
 pub mod json;
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -287,4 +288,25 @@ pub fn caches_stable() -> std::sync::RwLockReadGuard<'static, ()> {
 /// Waits for tests that check image caches, and keeps them waiting while this guard lives.
 pub fn dropping_kernel_caches() -> std::sync::RwLockWriteGuard<'static, ()> {
     KERNEL_CACHES.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// setxattr(2) on `path` (no fallback through a program), as a user would with os.setxattr.
+pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
