@@ -384,8 +384,9 @@ impl Caches {
         if len > self.budget {
             if !slot.warned_too_big {
                 slot.warned_too_big = true;
-                log::info!(
-                    "{}: its array ({}) is larger than --cache-size ({}); served uncached",
+                log::warn!(
+                    "{}: its array ({}) is larger than --cache-size ({}); served uncached \
+                     (mount with a larger --cache-size to cache it)",
                     image.name,
                     crate::size::human(len),
                     crate::size::human(self.budget)

@@ -171,3 +171,35 @@ fn completions_and_man_page() {
         "{out}"
     );
 }
+
+#[test]
+fn a_user_without_fusermount3_is_told_which_package_to_install() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Mount::source(|_| {});
+    for p in [m.dir.path(), &m.src, &m.mnt] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // As nobody, with no fusermount3 on PATH.
+    let (ok, _, err) = run(
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "env",
+                "PATH=/nonexistent",
+            ])
+            .arg(BIN)
+            .arg("mount")
+            .arg(&m.src)
+            .arg(&m.mnt),
+        Duration::from_secs(30),
+    );
+    assert!(!ok, "mount as nobody without fusermount3 must fail");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("fusermount3") && err.contains("fuse3"),
+        "{err}"
+    );
+    assert!(!is_mounted(&m.mnt));
+}
