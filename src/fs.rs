@@ -411,6 +411,8 @@ impl Fs {
                 if k >= image.layout.n_vols() {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
+                // Open the source now, so this handle reads the version it opened.
+                image.data.pin()?;
                 // An inode always shows one version of the source, so the
                 // kernel may keep its cached pages across opens.
                 let fh = self

@@ -135,18 +135,23 @@ enum Verdict {
 /// (garbage can decode for a while before inflate notices it).
 const CORRUPTION_MARGIN: u64 = 128 << 10;
 
-/// One open source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or `.img.gz`).
+/// One source file holding voxel data (a `.nii`, `.nii.gz`, `.img` or
+/// `.img.gz`), as it was when its image was parsed. It is opened on first use
+/// (a volume opened, a cache filled), not when listed, so listing a tree of
+/// thousands of images holds no descriptors; it is then checked to be the
+/// version that was parsed, and kept open so an open volume reads that version.
 pub struct DataFile {
     path: PathBuf,
-    file: File,
+    file: OnceLock<std::result::Result<File, String>>,
     ident: FileIdent,
     gz: Option<Gzip>,
 }
 
 impl DataFile {
-    /// Opens `path` for reading and records its identity. `starts` are the
-    /// offsets in the decoded stream where volumes begin (checkpoints for a
-    /// gzip index); `index_dir` is where gzip indexes persist.
+    /// Records the identity of `path` and whether it is gzip (reading its
+    /// first two bytes; the descriptor is not kept). `starts` are the offsets
+    /// in the decoded stream where volumes begin (checkpoints for a gzip
+    /// index); `index_dir` is where gzip indexes persist.
     pub fn open(path: &Path, starts: Vec<u64>, index_dir: Option<&Path>) -> Result<DataFile> {
         let what = || format!("opening {}", path.display());
         let file = File::open(path).map_err(|e| Error::io(what(), e))?;
@@ -162,10 +167,36 @@ impl DataFile {
             });
         Ok(DataFile {
             path: path.to_path_buf(),
-            file,
+            file: OnceLock::new(),
             ident: FileIdent::of(&meta),
             gz,
         })
+    }
+
+    /// The open file, opening it on first use; fails if the file at the path
+    /// is no longer the version that was parsed.
+    pub fn pin(&self) -> Result<&File> {
+        let opened = self.file.get_or_init(|| {
+            let file = File::open(&self.path).map_err(|e| format!("cannot open it: {e}"))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| format!("cannot stat it: {e}"))?;
+            if !self.is_version(&FileIdent::of(&meta)) {
+                return Err("it changed since it was listed; look it up again".to_string());
+            }
+            Ok(file)
+        });
+        opened
+            .as_ref()
+            .map_err(|e| Error::Stale(format!("{}: {e}", self.path.display())))
+    }
+
+    /// Whether `now` is the version of the file that was parsed.
+    fn is_version(&self, now: &FileIdent) -> bool {
+        now.dev == self.ident.dev
+            && now.ino == self.ident.ino
+            && now.size == self.ident.size
+            && now.mtime_ns == self.ident.mtime_ns
     }
 
     /// The path this file was opened from.
@@ -192,9 +223,18 @@ impl DataFile {
 
     /// The gzip access structure, opening (and loading a saved index) on first use.
     fn gzip_access<'a>(&'a self, gz: &'a Gzip) -> Result<&'a GzAccess> {
+        self.pin()?;
         let access = gz.access.get_or_init(|| {
-            GzAccess::open(&self.path, gz.starts.clone(), gz.index_dir.as_deref())
-                .map_err(|e| e.to_string())
+            let access = GzAccess::open(&self.path, gz.starts.clone(), gz.index_dir.as_deref())
+                .map_err(|e| e.to_string())?;
+            let key = access.key();
+            if key.inode != self.ident.ino
+                || key.size != self.ident.size
+                || key.mtime_ns != self.ident.mtime_ns
+            {
+                return Err("it changed since it was listed; look it up again".to_string());
+            }
+            Ok(access)
         });
         access
             .as_ref()
@@ -290,7 +330,7 @@ impl DataFile {
     /// that was opened (size or mtime changed: rewritten in place).
     fn check_unchanged(&self) -> Result<()> {
         let meta = self
-            .file
+            .pin()?
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", self.path.display()), e))?;
         let now = FileIdent::of(&meta);
@@ -323,7 +363,7 @@ impl DataFile {
                 ))
             });
         }
-        let got = pread_full(&self.file, offset, buf)
+        let got = pread_full(self.pin()?, offset, buf)
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))?;
         if got < buf.len() {
             return Err(Error::Data(format!(

@@ -277,3 +277,45 @@ fn names_widen_past_9999_volumes() {
         "4-digit name not in a 5-digit dir"
     );
 }
+
+#[test]
+fn listing_a_tree_of_many_images_holds_no_source_files_open() {
+    let m = Mount::mount(|src| {
+        let (img, _) = image4d(2, 2, 2, 3, 9);
+        for d in 0..10 {
+            let dir = src.join(format!("sub-{d:02}"));
+            fs::create_dir(&dir).unwrap();
+            for i in 0..50 {
+                fs::write(dir.join(format!("run-{i:02}.nii")), &img).unwrap();
+                fs::write(dir.join(format!("run-{i:02}_gz.nii.gz")), gzip(&img)).unwrap();
+            }
+        }
+    });
+    let fds = || {
+        fs::read_dir(format!("/proc/{}/fd", m.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let (ok, out, err) = run(
+        Command::new("find")
+            .arg(&m.mnt)
+            .args(["-name", "vol_0002.nii", "-size", "+0"]),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().count(),
+        1000,
+        "every image's last volume found by find"
+    );
+    let after = fds();
+    assert!(
+        after <= before + 4,
+        "find over 1,000 images opened {} descriptors",
+        after - before
+    );
+    // Reading opens only what is read.
+    cat(&m.path("sub-03/run-07.nii.d/vol_0001.nii"));
+    assert!(fds() <= after + 4);
+}

@@ -406,6 +406,11 @@ impl GzAccess {
         lock(&self.inner).index.cps.iter().map(|c| c.out).collect()
     }
 
+    /// The identity of the file this instance reads (taken when opened).
+    pub fn key(&self) -> &IndexKey {
+        &self.key
+    }
+
     /// Path of the persistent index file, if an index dir was given.
     pub fn index_path(&self) -> Option<&Path> {
         self.index_file.as_deref()
