@@ -37,6 +37,12 @@ impl J {
             _ => panic!("not a string: {self:?}"),
         }
     }
+    pub fn nums(&self) -> Vec<f64> {
+        self.arr().iter().map(J::num).collect()
+    }
+    pub fn matrix(&self) -> Vec<Vec<f64>> {
+        self.arr().iter().map(J::nums).collect()
+    }
     pub fn arr(&self) -> &[J] {
         match self {
             J::Arr(v) => v,
