@@ -412,7 +412,18 @@ impl Fs {
                     return Err(Error::NotFound(format!("{}.d volume {k}", rel.display())));
                 }
                 // Open the source now, so this handle reads the version it opened.
-                image.data.pin()?;
+                if let Err(e) = image.data.pin() {
+                    // The file changed since it was listed: a newer version
+                    // makes the kernel look the name up again (ESTALE); a file
+                    // still being rewritten in place is EIO.
+                    self.images.expire(&rel);
+                    return match self.image_at(&rel) {
+                        Some(now) if now.version != v => {
+                            Err(Error::Stale(rel.display().to_string()))
+                        }
+                        _ => Err(e),
+                    };
+                }
                 // An inode always shows one version of the source, so the
                 // kernel may keep its cached pages across opens.
                 let fh = self

@@ -24,7 +24,8 @@ type Idents = (FileIdent, Option<FileIdent>);
 struct Slot {
     idents: Idents,
     image: Option<Arc<Image>>,
-    checked: Instant,
+    /// When the file was last seen unchanged (None: look again next time).
+    checked: Option<Instant>,
 }
 
 /// Parsed images by their path relative to SOURCE.
@@ -98,7 +99,7 @@ impl Registry {
     /// The image at `rel` (relative to SOURCE), if it is one.
     pub fn get(&self, rel: &Path) -> Option<Arc<Image>> {
         if let Some(slot) = self.lock().get(rel)
-            && slot.checked.elapsed() < self.recheck
+            && slot.checked.is_some_and(|t| t.elapsed() < self.recheck)
         {
             return slot.image.clone();
         }
@@ -110,7 +111,7 @@ impl Registry {
         if let Some(slot) = self.lock().get_mut(rel)
             && slot.idents == idents
         {
-            slot.checked = Instant::now();
+            slot.checked = Some(Instant::now());
             return slot.image.clone();
         }
         let image = match image::probe(&path, name, self.index_dir.as_deref()) {
@@ -138,10 +139,18 @@ impl Registry {
             Slot {
                 idents,
                 image: image.clone(),
-                checked: Instant::now(),
+                checked: Some(Instant::now()),
             },
         );
         image
+    }
+
+    /// Makes the next [`Registry::get`] of `rel` look at the file again
+    /// (something noticed that it changed).
+    pub fn expire(&self, rel: &Path) {
+        if let Some(slot) = self.lock().get_mut(rel) {
+            slot.checked = None;
+        }
     }
 
     /// The image at `rel` as last parsed, without touching the disk.

@@ -188,7 +188,7 @@ impl DataFile {
         });
         opened
             .as_ref()
-            .map_err(|e| Error::Stale(format!("{}: {e}", self.path.display())))
+            .map_err(|e| Error::Data(format!("{}: {e}", self.path.display())))
     }
 
     /// Whether `now` is the version of the file that was parsed.
