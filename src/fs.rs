@@ -159,7 +159,7 @@ impl Fs {
 
     /// The current image at `rel` if it is version `version`, else ESTALE
     /// (the node belongs to an older version of the file).
-    fn image_version(&self, rel: &Path, version: u64) -> Result<Arc<Image>> {
+    pub(crate) fn image_version(&self, rel: &Path, version: u64) -> Result<Arc<Image>> {
         let image = self.image(rel)?;
         if image.version != version {
             return Err(Error::Stale(rel.display().to_string()));

@@ -34,10 +34,7 @@ impl Fs {
         match &node {
             Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
             Node::ImageDir(rel, v) => {
-                let image = self.image(rel)?;
-                if image.version != *v {
-                    return Err(Error::Stale(rel.display().to_string()));
-                }
+                let image = self.image_version(rel, *v)?;
                 for k in 0..image.layout.n_vols() {
                     let name = image.volume_name(k);
                     let ino = self.inodes.ino(&Node::Volume(rel.clone(), k, *v));
