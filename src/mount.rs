@@ -321,6 +321,11 @@ fn serve(
         MountOption::NoSuid,
     ];
     fuse_config.mount_options.extend(options.extra);
+    if let Some(max_read) = crate::tune::max_read_option(&args.options) {
+        fuse_config
+            .mount_options
+            .push(MountOption::CUSTOM(max_read));
+    }
     fuse_config.acl = options.acl;
     fuse_config.n_threads = Some(threads);
     fuse_config.clone_fd = threads > 1;

@@ -203,3 +203,64 @@ fn a_user_without_fusermount3_is_told_which_package_to_install() {
     );
     assert!(!is_mounted(&m.mnt));
 }
+
+/// The mount at `mnt` in /proc/self/mountinfo: its device (major:minor) and
+/// its super options.
+fn mountinfo(mnt: &std::path::Path) -> (String, String) {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = mnt.to_str().unwrap();
+    let line = info
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want))
+        .next_back()
+        .unwrap_or_else(|| panic!("{want} not in mountinfo:\n{info}"));
+    let fields: Vec<&str> = line.split(' ').collect();
+    (fields[2].to_string(), fields.last().unwrap().to_string())
+}
+
+fn read_ahead_kb(dev: &str) -> String {
+    fs::read_to_string(format!("/sys/class/bdi/{dev}/read_ahead_kb"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn reads_are_asked_in_256k_requests_and_read_ahead_is_raised_unless_turned_off() {
+    let (image, data) = image4d(64, 64, 40, 3, 11);
+    let fill = |src: &std::path::Path| fs::write(src.join("scan.nii"), &image).unwrap();
+    let vol = 64 * 64 * 40 * 2;
+    let check = |m: &Mount| {
+        // 320 KiB volumes: more than one request each, bytes still right.
+        for k in 0..3 {
+            let got = cat(&m.path(format!("scan.nii.d/vol_000{k}.nii")));
+            assert_eq!(&got[352..], &data[k * vol..(k + 1) * vol], "vol {k}");
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+
+    let m = Mount::source(fill).start(&[]);
+    let (dev, opts) = mountinfo(&m.mnt);
+    assert!(
+        opts.split(',').any(|o| o == "max_read=262144"),
+        "default max_read missing: {opts}"
+    );
+    if root {
+        assert_eq!(read_ahead_kb(&dev), "1024", "{}", m.log());
+        assert!(m.log().contains("read-ahead of"), "{}", m.log());
+    }
+    check(&m);
+    drop(m);
+
+    let m = Mount::source(fill).start(&["-o", "max_read=65536", "--no-read-ahead"]);
+    let (dev, opts) = mountinfo(&m.mnt);
+    let max_reads: Vec<&str> = opts
+        .split(',')
+        .filter(|o| o.starts_with("max_read="))
+        .collect();
+    assert_eq!(max_reads, ["max_read=65536"], "{opts}");
+    assert_ne!(read_ahead_kb(&dev), "1024", "--no-read-ahead ignored");
+    assert!(!m.log().contains("read-ahead of"), "{}", m.log());
+    check(&m);
+}
