@@ -211,8 +211,7 @@ fn mountinfo(mnt: &std::path::Path) -> (String, String) {
     let want = mnt.to_str().unwrap();
     let line = info
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(4) == Some(want))
         .unwrap_or_else(|| panic!("{want} not in mountinfo:\n{info}"));
     let fields: Vec<&str> = line.split(' ').collect();
     (fields[2].to_string(), fields.last().unwrap().to_string())
