@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: nifuse read throughput on an uncompressed 4D NIfTI, directory listing, daemon CPU.
 
-  /opt/nifuse-venv/bin/python scripts/bench_throughput.py [--nifuse BIN] [--rounds 5] [--workdir DIR]
+  /opt/nifuse-venv/bin/python scripts/bench_throughput.py [--nifuse BIN] [--rounds 7] [--workdir DIR]
+                                                          [-o MOUNT_OPTION ...]
 
 BIN defaults to /tmp/bench-target/release/nifuse (build it with
 `CARGO_TARGET_DIR=/tmp/bench-target cargo build --release`). Generates once, cached in
@@ -89,10 +90,11 @@ class Bench:
         self.bold = os.path.join(self.src, 'bold.nii')
         self.n = BIG[3]
         self.buf = bytearray(CHUNK)
+        self.mount_opts = [w for o in args.o for w in ('-o', o)]
 
     def mount(self, mode):
         return mounted(self.nifuse, self.src, self.mnt, '--index-dir', self.idx,
-                       '--cache-mode', mode, log_file=self.log)
+                       '--cache-mode', mode, *self.mount_opts, log_file=self.log)
 
     def vol(self, k):
         return os.path.join(self.mnt, 'bold.nii.d', vol_name(k, self.n))
@@ -207,6 +209,8 @@ def main():
     ap.add_argument('--nifuse', default=DEFAULT_NIFUSE)
     ap.add_argument('--rounds', type=int, default=7)
     ap.add_argument('--workdir', default='/tmp/nifuse-bench-throughput')
+    ap.add_argument('-o', action='append', default=[], metavar='MOUNT_OPTION',
+                    help='extra `nifuse mount -o` option for every mount (e.g. max_read=1048576)')
     args = ap.parse_args()
     b = Bench(args)
     make_sources(b.src, b.plain)
@@ -264,7 +268,8 @@ def main():
         rows.append((name, fmt_time(median(xs)), fmt_time(median(ls_plain)) + ' plain dir', '-',
                      '< 20 ms', 'PASS' if median(xs) < 0.020 else 'MISS'))
     print_table(rows, f'nifuse throughput benchmark: median of {args.rounds} rounds '
-                      f'(ratio = median over rounds of throughput / direct of the same round)')
+                      f'(ratio = median over rounds of throughput / direct of the same round)'
+                      + (f'; mount options {",".join(args.o)}' if args.o else ''))
     floor = median(ratio['reread_u']) / median(ratio['tmpfs'])
     rtt = median(rtts)
     print(f'\nre-read (unchanged) / 4 KiB page-cache floor: {floor:.2f}x')

@@ -13,8 +13,8 @@ pub const MAX_REQUEST: u32 = 1 << 20;
 /// 1 MiB read-ahead window then goes out as four requests that the daemon's
 /// threads serve at once while the reader copies the first ones out, instead
 /// of one request the reader waits for whole. Measured with
-/// `scripts/bench_throughput.py` on the CI machine kind: first reads 1.25 GB/s
-/// with 1 MiB requests, 1.63 with 128 KiB, 1.80 with 256 KiB, 1.65 with 512 KiB.
+/// `scripts/bench_throughput.py -o max_read=N` on the CI machine kind, first
+/// reads: 1.60 GB/s at 128 KiB, 1.78 at 256 KiB, 1.53 at 512 KiB, 1.23 at 1 MiB.
 pub const READ_REQUEST: u32 = 256 << 10;
 
 /// The `max_read` mount option nifuse adds, unless `user_options` (the `-o`
@@ -29,14 +29,17 @@ pub fn max_read_option(user_options: &[String]) -> Option<String> {
 
 /// Asks for large requests (the kernel derives `max_pages` from these), for
 /// readdirplus (so `ls -l` gets attributes with the listing) and for kernel
-/// handling of POSIX ACLs (so "no ACL" is cached per inode).
+/// handling of POSIX ACLs (so "no ACL" is cached per inode between listings).
 pub fn kernel_config(config: &mut KernelConfig) {
     let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
     if let Err(missing) = config.add_capabilities(plus) {
         log::info!("kernel lacks {missing:?}; listings use plain readdir");
     }
-    // With POSIX ACL support the kernel caches "no ACL" per inode, instead of
-    // asking the daemon for system.posix_acl_* on every `ls -l` of every file.
+    // With POSIX ACL support the kernel caches "no ACL" per inode, so
+    // system.posix_acl_access (which `ls -l` asks of every file) reaches the
+    // daemon once per inode until its entry is refreshed. A readdirplus
+    // listing refreshes every entry, so `ls -l` of a whole directory still
+    // asks each time (measured: two requests per file, with security.selinux).
     if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
         log::info!("kernel lacks {missing:?}; ACL lookups reach the daemon");
     }
