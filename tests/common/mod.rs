@@ -78,6 +78,8 @@ pub fn is_mounted(mnt: &Path) -> bool {
 }
 
 /// Runs a command to completion with a time limit; returns (status ok, stdout, stderr).
+/// Its output is drained while it runs, so a command printing more than a
+/// pipe holds does not block.
 pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -85,22 +87,34 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            let out = child.wait_with_output().expect("output");
-            return (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("{cmd:?} did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
+    };
+    (
+        status.success(),
+        out.join().expect("stdout reader"),
+        err.join().expect("stderr reader"),
+    )
 }
 
 /// A temporary SOURCE and MOUNTPOINT, and nifuse serving one at the other in
