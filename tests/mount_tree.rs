@@ -319,3 +319,86 @@ fn listing_a_tree_of_many_images_holds_no_source_files_open() {
     cat(&m.path("sub-03/run-07.nii.d/vol_0001.nii"));
     assert!(fds() <= after + 4);
 }
+
+/// Bytes the daemon has read through read(2)/pread(2) so far (its requests
+/// from /dev/fuse included), from /proc/PID/io.
+fn daemon_rchar(m: &Mount) -> u64 {
+    let io = fs::read_to_string(format!("/proc/{}/io", m.pid())).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rchar in /proc/PID/io: {io}"))
+}
+
+/// The case: `find` over 10,000 images and `ls -l` of a 1,200-volume
+/// directory read headers only, and the mount itself reads nothing of the
+/// tree. Voxel data is 128 KiB per image (sparse files), so reading even a
+/// fraction of it would show in the daemon's byte count.
+#[test]
+fn find_over_10000_images_and_ls_of_1200_volumes_read_no_voxel_data() {
+    const IMAGES: usize = 10_000;
+    let head = |dims: &[i16]| nifti1(dims, 4, 16, 0, &[]);
+    let m = Mount::source(|src| {
+        let header = head(&[32, 32, 16, 4]);
+        let len = header.len() as u64 + 32 * 32 * 16 * 4 * 2;
+        for d in 0..100 {
+            let dir = src.join(format!("sub-{d:03}"));
+            fs::create_dir(&dir).unwrap();
+            for i in 0..IMAGES / 100 {
+                let f = fs::File::create(dir.join(format!("run-{i:02}.nii"))).unwrap();
+                f.write_all_at(&header, 0).unwrap();
+                f.set_len(len).unwrap();
+            }
+        }
+        let header = head(&[16, 16, 16, 1200]);
+        let f = fs::File::create(src.join("x.nii")).unwrap();
+        f.write_all_at(&header, 0).unwrap();
+        f.set_len(header.len() as u64 + 16 * 16 * 16 * 1200 * 2)
+            .unwrap();
+    })
+    .start(&[]);
+    let at_mount = daemon_rchar(&m);
+    assert!(
+        at_mount < 64 << 10,
+        "mounting read {at_mount} bytes: work proportional to the tree"
+    );
+
+    let (ok, out, err) = run(
+        Command::new("find").arg(&m.mnt).args([
+            "-path",
+            "*/run-*.nii.d/vol_0003.nii",
+            "-size",
+            "+0",
+        ]),
+        Duration::from_secs(300),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), IMAGES, "every image's last volume");
+    let find = daemon_rchar(&m) - at_mount;
+    // A header probe reads 540 bytes; requests from the kernel a few hundred
+    // per image. One volume is 32 KiB, the image 128 KiB.
+    assert!(
+        find < (IMAGES as u64) * (4 << 10),
+        "find over {IMAGES} images made the daemon read {find} bytes"
+    );
+
+    let before = daemon_rchar(&m);
+    let (ok, out, err) = run(
+        Command::new("ls").arg("-l").arg(m.path("x.nii.d")),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("vol_")).count(), 1200);
+    let ls = daemon_rchar(&m) - before;
+    eprintln!("daemon read: {at_mount} bytes mounting, {find} for find, {ls} for ls -l");
+    // Requests are ~100 bytes per volume; the volumes' data is 8 KiB each.
+    assert!(ls < 1200 * 512, "ls -l of 1,200 volumes read {ls} bytes");
+    let stats = json::parse_json(&m.stats());
+    let totals = stats.get("totals");
+    assert_eq!(
+        (totals.get("hits").num(), totals.get("misses").num()),
+        (0.0, 0.0),
+        "a volume was read: {}",
+        m.stats()
+    );
+}
