@@ -229,3 +229,39 @@ fn a_source_that_changes_shape_shows_its_new_volumes() {
     );
     assert_eq!(&v[352..], &data[9 * 128..10 * 128]);
 }
+
+/// `misses` of image `name` in `.nifuse/stats`: reads the daemon served from the source.
+fn misses(m: &Mount, name: &str) -> f64 {
+    let stats = json::parse_json(&m.stats());
+    let image = stats
+        .get("images")
+        .arr()
+        .iter()
+        .find(|i| i.get("path").str() == name)
+        .unwrap_or_else(|| panic!("{name} not in stats: {}", m.stats()));
+    image.get("misses").num()
+}
+
+/// Volume files keep their pages in the kernel's page cache across opens
+/// (FOPEN_KEEP_CACHE, long attribute timeouts): reading a volume again, in new
+/// opens, sends no read to the daemon.
+#[test]
+fn a_volume_read_again_in_new_opens_is_served_by_the_kernel_page_cache() {
+    let _stable = caches_stable();
+    let m = Mount::source(two_images).start(&["--cache-mode", "unchanged"]);
+    let first = last_volume(&m, "a.nii");
+    let served = misses(&m, "a.nii");
+    assert!(served > 0.0, "the first read came from the daemon");
+    for _ in 0..3 {
+        assert_eq!(last_volume(&m, "a.nii"), first);
+    }
+    assert_eq!(
+        misses(&m, "a.nii"),
+        served,
+        "re-reading reached the daemon: {}",
+        m.stats()
+    );
+    // Another volume is not cached yet: it does reach the daemon.
+    cat(&m.path("a.nii.d/vol_0003.nii"));
+    assert!(misses(&m, "a.nii") > served);
+}
