@@ -174,9 +174,12 @@ fn huge_dims_overflow_is_an_error() {
     }
 }
 
+/// A vox_offset value and a check of the error it must give.
+type VoxOffsetCase = (f64, fn(&FormatError) -> bool);
+
 #[test]
 fn bad_vox_offset_is_an_error() {
-    let cases: [(f64, fn(&FormatError) -> bool); 7] = [
+    let cases: [VoxOffsetCase; 7] = [
         (f64::NAN, |e| {
             matches!(e, FormatError::VoxOffsetNotFinite(_))
         }),

@@ -528,7 +528,6 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
         fs::File::open(p("plain.nii"))
             .and_then(|f| f.set_modified(std::time::SystemTime::UNIX_EPOCH)),
     );
-    drop(attempt);
     for cmd in [
         format!("echo x >> {}", s(&p("plain.nii"))),
         format!("touch {}", s(&p("notes.txt"))),

@@ -181,6 +181,7 @@ impl Mount {
     }
 
     /// Mounts with default options.
+    #[allow(clippy::self_named_constructors)] // reads as `Mount::mount(fill)` in every test
     pub fn mount(fill: impl FnOnce(&Path)) -> Mount {
         Mount::source(fill).start(&[])
     }
