@@ -264,15 +264,24 @@ fn reads_are_asked_in_256k_requests_and_read_ahead_is_raised_unless_turned_off()
     check(&m);
 }
 
-/// Threads of the daemon serving FUSE requests (fuser names them `fuser-N`).
-fn request_threads(m: &Mount) -> usize {
-    fs::read_dir(format!("/proc/{}/task", m.pid()))
-        .unwrap()
-        .filter(|t| {
-            fs::read_to_string(t.as_ref().unwrap().path().join("comm"))
-                .is_ok_and(|c| c.starts_with("fuser-"))
-        })
-        .count()
+/// Threads of the daemon serving FUSE requests (fuser names them `fuser-N`),
+/// once they are all up: they start just after the mount appears.
+fn request_threads(m: &Mount, expected: usize) -> usize {
+    let count = || {
+        fs::read_dir(format!("/proc/{}/task", m.pid()))
+            .unwrap()
+            .filter(|t| {
+                fs::read_to_string(t.as_ref().unwrap().path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("fuser-"))
+            })
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while count() < expected && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    count()
 }
 
 #[test]
@@ -282,13 +291,13 @@ fn threads_sets_how_many_threads_serve_requests_default_one_per_core() {
     };
     for n in [1, 3] {
         let m = Mount::source(fill).start(&["--threads", &n.to_string()]);
-        assert_eq!(request_threads(&m), n, "--threads {n}");
+        assert_eq!(request_threads(&m, n), n, "--threads {n}");
         assert_eq!(names(&m.path("scan.nii.d")).len(), 3);
     }
     let cores = std::thread::available_parallelism().unwrap().get();
     let m = Mount::source(fill).start(&["-o", "threads=2"]);
-    assert_eq!(request_threads(&m), 2, "-o threads=2");
+    assert_eq!(request_threads(&m, 2), 2, "-o threads=2");
     drop(m);
     let m = Mount::source(fill).start(&[]);
-    assert_eq!(request_threads(&m), cores, "default: one per core");
+    assert_eq!(request_threads(&m, cores), cores, "default: one per core");
 }
