@@ -450,13 +450,9 @@ fn log_after_listing(m: &mut Mount, cases: &[Case]) -> (String, Vec<String>) {
     (m.log(), names(&m.mnt))
 }
 
-/// Problems with the log lines of the `logged` cases chosen by `pick`.
-fn logging_problems(
-    log: &str,
-    listing: &[String],
-    cases: &[Case],
-    pick: impl Fn(&Case) -> bool,
-) -> Vec<String> {
+/// Asserts that each `logged` case chosen by `pick` and not shown as an image
+/// has exactly one log line (naming its file) saying why.
+fn assert_logged_once(log: &str, listing: &[String], cases: &[Case], pick: impl Fn(&Case) -> bool) {
     let mut problems = Vec::new();
     for c in cases.iter().filter(|c| c.logged && pick(c)) {
         let stem = c.name.split('.').next().unwrap();
@@ -479,7 +475,12 @@ fn logging_problems(
             )),
         }
     }
-    problems
+    assert!(
+        problems.is_empty(),
+        "{} logging problems:\n  {}\n--- daemon log ---\n{log}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 /// SPEC 2: a file that cannot be parsed as an image is shown as a plain file
@@ -490,15 +491,9 @@ fn every_bad_image_file_is_logged_once_with_its_name() {
     // (see the tests below), which would hide every logging result.
     let (mut m, cases) = mount_corpus(false);
     let (log, listing) = log_after_listing(&mut m, &cases);
-    let problems = logging_problems(&log, &listing, &cases, |c| {
+    assert_logged_once(&log, &listing, &cases, |c| {
         !matches!(c.expect, Expect::Special)
     });
-    assert!(
-        problems.is_empty(),
-        "{} logging problems:\n  {}\n--- daemon log ---\n{log}",
-        problems.len(),
-        problems.join("\n  ")
-    );
 }
 
 /// NIfTI-named entries that are not served as images although their name says
@@ -514,15 +509,9 @@ fn nifti_named_fifos_and_unfollowed_symlinks_are_logged_once() {
         fs::symlink_metadata(m.path("s02_dir.nii")).unwrap().mode() & 0o170000,
         0o040000
     );
-    let problems = logging_problems(&log, &listing, &cases, |c| {
+    assert_logged_once(&log, &listing, &cases, |c| {
         matches!(c.expect, Expect::Special)
     });
-    assert!(
-        problems.is_empty(),
-        "{} logging problems:\n  {}\n--- daemon log ---\n{log}",
-        problems.len(),
-        problems.join("\n  ")
-    );
 }
 
 #[test]
