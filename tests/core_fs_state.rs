@@ -29,14 +29,6 @@ fn stats(f: &Fs) -> (String, J) {
     (text, json)
 }
 
-fn image_row<'a>(j: &'a J, path: &str) -> &'a J {
-    j.get("images")
-        .arr()
-        .iter()
-        .find(|r| r.get("path").str() == path)
-        .unwrap_or_else(|| panic!("no stats row for {path}: {j:?}"))
-}
-
 #[test]
 fn stats_json_and_drop_caches() {
     let weird = "we\"ird\\name.nii";
@@ -71,7 +63,7 @@ fn stats_json_and_drop_caches() {
     let (text, j) = stats(&f);
     let rows = j.get("images").arr();
     assert_eq!(rows.len(), 3, "{text}");
-    let ra = image_row(&j, "a.nii");
+    let ra = j.image_row("a.nii");
     assert_eq!(ra.get("volumes").num(), 7.0);
     assert_eq!(ra.get("compressed"), &J::Bool(false));
     assert_eq!(ra.get("cache_mode").str(), "fill");
@@ -82,7 +74,7 @@ fn stats_json_and_drop_caches() {
         (2.0, 0.0),
         "{text}"
     );
-    let rb = image_row(&j, "b.nii.gz");
+    let rb = j.image_row("b.nii.gz");
     assert_eq!(rb.get("compressed"), &J::Bool(true));
     assert_eq!(rb.get("cache_mode").str(), "unchanged");
     assert_eq!(rb.get("cache_state").str(), "empty");
@@ -93,7 +85,7 @@ fn stats_json_and_drop_caches() {
         "{text}"
     );
     assert!(!rb.get("index").str().is_empty());
-    let rw = image_row(&j, weird);
+    let rw = j.image_row(weird);
     assert_eq!(rw.get("volumes").num(), 2.0);
     assert_eq!(rw.get("cache_state").str(), "empty");
     let t = j.get("totals");

@@ -232,14 +232,10 @@ fn a_source_that_changes_shape_shows_its_new_volumes() {
 
 /// `misses` of image `name` in `.nifuse/stats`: reads the daemon served from the source.
 fn misses(m: &Mount, name: &str) -> f64 {
-    let stats = json::parse_json(&m.stats());
-    let image = stats
-        .get("images")
-        .arr()
-        .iter()
-        .find(|i| i.get("path").str() == name)
-        .unwrap_or_else(|| panic!("{name} not in stats: {}", m.stats()));
-    image.get("misses").num()
+    json::parse_json(&m.stats())
+        .image_row(name)
+        .get("misses")
+        .num()
 }
 
 /// Volume files keep their pages in the kernel's page cache across opens

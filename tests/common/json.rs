@@ -49,6 +49,14 @@ impl J {
             _ => panic!("not an array: {self:?}"),
         }
     }
+    /// The row of image `path` in a parsed `.nifuse/stats`.
+    pub fn image_row(&self, path: &str) -> &J {
+        self.get("images")
+            .arr()
+            .iter()
+            .find(|r| r.get("path").str() == path)
+            .unwrap_or_else(|| panic!("no stats row for {path}: {self:?}"))
+    }
 }
 
 pub fn parse_json(text: &str) -> J {
