@@ -30,17 +30,21 @@ struct Options {
     extra: Vec<MountOption>,
 }
 
+/// The words of `-o` options as given (`-o a,b -o c`): split at commas,
+/// trimmed, empty ones dropped.
+pub(crate) fn o_words(raw: &[String]) -> impl Iterator<Item = &str> {
+    raw.iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
 fn parse_options(raw: &[String]) -> Result<Options, String> {
     let mut opts = Options {
         acl: SessionACL::Owner,
         extra: Vec::new(),
     };
-    for opt in raw
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for opt in o_words(raw) {
         match opt {
             "allow_other" => opts.acl = SessionACL::All,
             "allow_root" => opts.acl = SessionACL::RootAndOwner,
@@ -86,12 +90,7 @@ const NIFUSE_KEYS: [&str; 5] = [
 
 /// Moves nifuse's own `-o key=value` settings into `args`.
 fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
-    let opts: Vec<String> = args
-        .options
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(|s| s.trim().to_string())
-        .collect();
+    let opts: Vec<String> = o_words(&args.options).map(str::to_string).collect();
     for opt in opts {
         let Some((key, value)) = opt.split_once('=') else {
             continue;
@@ -321,7 +320,7 @@ fn serve(
         MountOption::NoSuid,
     ];
     fuse_config.mount_options.extend(options.extra);
-    if let Some(max_read) = crate::tune::max_read_option(&args.options) {
+    if let Some(max_read) = crate::tune::max_read_option(o_words(&args.options)) {
         fuse_config
             .mount_options
             .push(MountOption::CUSTOM(max_read));

@@ -17,13 +17,10 @@ pub const MAX_REQUEST: u32 = 1 << 20;
 /// reads: 1.60 GB/s at 128 KiB, 1.78 at 256 KiB, 1.53 at 512 KiB, 1.23 at 1 MiB.
 pub const READ_REQUEST: u32 = 256 << 10;
 
-/// The `max_read` mount option nifuse adds, unless `user_options` (the `-o`
-/// words given) already set one.
-pub fn max_read_option(user_options: &[String]) -> Option<String> {
-    let given = user_options
-        .iter()
-        .flat_map(|s| s.split(','))
-        .any(|o| o.trim().starts_with("max_read="));
+/// The `max_read` mount option nifuse adds, unless the `-o` words given
+/// already set one.
+pub fn max_read_option<'a>(words: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let given = words.into_iter().any(|o| o.starts_with("max_read="));
     (!given).then(|| format!("max_read={READ_REQUEST}"))
 }
 
@@ -109,12 +106,11 @@ mod tests {
 
     #[test]
     fn max_read_is_added_unless_given() {
-        assert_eq!(
-            max_read_option(&["allow_other".into()]).as_deref(),
-            Some("max_read=262144")
-        );
-        assert_eq!(max_read_option(&[]).as_deref(), Some("max_read=262144"));
-        assert_eq!(max_read_option(&["noatime, max_read=65536".into()]), None);
+        let words = |raw: &[&str]| -> Vec<String> { raw.iter().map(|s| s.to_string()).collect() };
+        let option = |raw: &[&str]| max_read_option(crate::mount::o_words(&words(raw)));
+        assert_eq!(option(&["allow_other"]).as_deref(), Some("max_read=262144"));
+        assert_eq!(option(&[]).as_deref(), Some("max_read=262144"));
+        assert_eq!(option(&["noatime, max_read=65536"]), None);
     }
 
     #[test]
