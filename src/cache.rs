@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use memmap2::MmapMut;
 
 use crate::error::Error;
-use crate::image::Image;
+use crate::fs::image::Image;
 
 /// Bytes per cache chunk.
 pub const CHUNK: u64 = 4 << 20;

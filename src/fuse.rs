@@ -9,15 +9,19 @@ use std::sync::Arc;
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite,
+    ReplyXattr, Request, SessionACL, TimeOrNow, WriteFlags,
 };
 
-use crate::attr::{Attr, Kind};
 use crate::error::Error;
+use crate::fs::attr::{Attr, Kind};
+use crate::fs::xattr::XattrValue;
 use crate::fs::{Fs, Invalidate};
-use crate::xattr::XattrValue;
+
+/// Largest request the daemon lets the kernel send (it derives `max_pages`
+/// from this): writes and read-ahead windows.
+pub const MAX_REQUEST: u32 = 1 << 20;
 
 /// The fuser adapter around the core filesystem.
 pub struct FuseFs {
@@ -57,6 +61,120 @@ pub fn start_invalidator(fs: &Fs, notifier: fuser::Notifier) -> std::io::Result<
         }
     }));
     Ok(())
+}
+
+/// Who may use the mount besides its owner.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// The mounting user only (the FUSE default).
+    #[default]
+    Owner,
+    /// Everybody (`-o allow_other`; needs `user_allow_other` in /etc/fuse.conf for non-root).
+    All,
+    /// The owner and root (`-o allow_root`).
+    RootAndOwner,
+}
+
+/// How to mount, in plain terms.
+#[derive(Clone, Debug, Default)]
+pub struct MountSpec {
+    /// The file system name `mount` shows (the SOURCE).
+    pub fsname: String,
+    /// Who may use the mount.
+    pub access: Access,
+    /// `noexec`.
+    pub noexec: bool,
+    /// `noatime`.
+    pub noatime: bool,
+    /// Other kernel mount options, passed as written (`max_read=262144`).
+    pub custom: Vec<String>,
+    /// Threads serving requests.
+    pub threads: usize,
+}
+
+/// A live mount, not yet serving.
+pub struct Mounted {
+    session: fuser::Session<FuseFs>,
+}
+
+/// Ends a mount from another thread (a signal handler's).
+pub struct Unmounter(fuser::SessionUnmounter);
+
+impl Unmounter {
+    /// Unmounts; the serving loop then returns.
+    pub fn unmount(&mut self) -> std::io::Result<()> {
+        self.0.unmount()
+    }
+}
+
+impl Mounted {
+    /// Something that unmounts this mount from another thread.
+    pub fn unmounter(&mut self) -> Unmounter {
+        Unmounter(self.session.unmount_callable())
+    }
+
+    /// Serves requests until the mount goes away.
+    pub fn run(self) -> std::io::Result<()> {
+        self.session.run()
+    }
+}
+
+/// Mounts `fs` at `mountpoint` (read-only by refusal, kernel-checked
+/// permissions, no devices or setuid) and starts the thread that tells the
+/// kernel what to forget. Returns once the mount is live.
+pub fn mount(fs: Arc<Fs>, mountpoint: &Path, spec: &MountSpec) -> std::io::Result<Mounted> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(spec.fsname.clone()),
+        MountOption::Subtype("nifuse".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if spec.noexec {
+        config.mount_options.push(MountOption::NoExec);
+    }
+    if spec.noatime {
+        config.mount_options.push(MountOption::NoAtime);
+    }
+    config
+        .mount_options
+        .extend(spec.custom.iter().map(|o| MountOption::CUSTOM(o.clone())));
+    config.acl = match spec.access {
+        Access::Owner => SessionACL::Owner,
+        Access::All => SessionACL::All,
+        Access::RootAndOwner => SessionACL::RootAndOwner,
+    };
+    let threads = spec.threads.max(1);
+    config.n_threads = Some(threads);
+    config.clone_fd = threads > 1;
+    let session = fuser::Session::new(FuseFs::new(fs.clone()), mountpoint, &config)?;
+    start_invalidator(&fs, session.notifier())?;
+    Ok(Mounted { session })
+}
+
+/// Asks for large requests (the kernel derives `max_pages` from these), for
+/// readdirplus (so `ls -l` gets attributes with the listing) and for kernel
+/// handling of POSIX ACLs (so "no ACL" is cached per inode between listings).
+fn kernel_config(config: &mut KernelConfig) {
+    let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
+    if let Err(missing) = config.add_capabilities(plus) {
+        log::info!("kernel lacks {missing:?}; listings use plain readdir");
+    }
+    // With POSIX ACL support the kernel caches "no ACL" per inode, so
+    // system.posix_acl_access (which `ls -l` asks of every file) reaches the
+    // daemon once per inode until its entry is refreshed. A readdirplus
+    // listing refreshes every entry, so `ls -l` of a whole directory still
+    // asks each time (measured: two requests per file, with security.selinux).
+    if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
+        log::info!("kernel lacks {missing:?}; ACL lookups reach the daemon");
+    }
+    if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
+        let _ = config.set_max_readahead(max);
+    }
+    if let Err(max) = config.set_max_write(MAX_REQUEST) {
+        let _ = config.set_max_write(max);
+    }
 }
 
 /// Logs a failed request at the error's own level and gives its errno.
@@ -111,7 +229,7 @@ fn reply_xattr(op: &str, result: Result<XattrValue, Error>, reply: ReplyXattr) {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        crate::tune::kernel_config(config);
+        kernel_config(config);
         Ok(())
     }
 

@@ -452,7 +452,7 @@ fn partial_gzip_index_counts_whole_volumes() {
     let p = write(d.path(), "part.nii.gz", &e.finish().unwrap());
 
     let starts = (0..n).map(|k| 352 + k * vol).collect();
-    let access = nifuse::gzindex::GzAccess::open(&p, starts, Some(&index)).unwrap();
+    let access = nifuse::source::gzindex::GzAccess::open(&p, starts, Some(&index)).unwrap();
     let mut buf = [0u8; 16];
     access.read_exact_at(352 + 2 * vol, &mut buf).unwrap();
     access.save().unwrap();

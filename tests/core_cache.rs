@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{bytes, gzip, nifti1};
 use nifuse::cache::{CHUNK, Caches, Mode};
-use nifuse::image::{Image, probe};
+use nifuse::fs::image::{Image, probe_file};
 
 /// Voxel data offset of the images built by `common::nifti1`.
 const DATA_OFFSET: usize = 352;
@@ -42,7 +42,7 @@ impl Dir {
     }
 
     fn probe(&self, name: &str) -> Arc<Image> {
-        Arc::new(probe(&self.path(name), name, None).expect("probe"))
+        Arc::new(probe_file(&self.path(name), name, None).expect("probe").1)
     }
 }
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use common::corefs::*;
 use common::{bytes, gzip, nifti1};
-use nifuse::attr::Kind;
 use nifuse::cache::Mode;
-use nifuse::xattr::{NAMES, XattrValue};
+use nifuse::fs::attr::Kind;
+use nifuse::fs::xattr::{NAMES, XattrValue};
 
 #[test]
 fn root_listing_lookup_and_inodes() {

@@ -10,9 +10,9 @@ use std::path::Path;
 use common::corefs::*;
 use common::gzip;
 use common::json::{J, parse_json};
-use nifuse::attr::Kind;
 use nifuse::cache::Mode;
 use nifuse::fs::Fs;
+use nifuse::fs::attr::Kind;
 
 fn stats(f: &Fs) -> (String, J) {
     let ino = walk(f, ".nifuse/stats");

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::{bytes, gzip, nifti1};
 use nifuse::cache::Mode;
+use nifuse::fs::handle::DirEntry;
+use nifuse::fs::xattr::XattrValue;
 use nifuse::fs::{Config, Fs};
-use nifuse::handle::DirEntry;
-use nifuse::xattr::XattrValue;
 
 pub const ROOT: u64 = 1;
 /// Bytes per volume of the 4x5x6 int16 test images.

@@ -70,7 +70,7 @@ pub fn good_gzip() -> &'static GoodGzip {
         drop(acc);
         let index_bytes = std::fs::read(&index_file).unwrap();
         let key = IndexKey::for_file(&path).unwrap();
-        let key_prefix_len = 4 + key.path.as_os_str().len() + 8 + 16 + 8 + 8 + 4;
+        let key_prefix_len = 4 + key.locator.len() + 8 + 4 + key.tag.len() + 8 + 4;
         GoodGzip {
             plain,
             path,
@@ -87,7 +87,7 @@ pub fn good_gzip() -> &'static GoodGzip {
 pub fn index_file_from_payload(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(24 + payload.len());
     out.extend_from_slice(b"NIFUSEGZ");
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&nifuse::source::gzindex::INDEX_FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);

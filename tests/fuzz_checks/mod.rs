@@ -14,11 +14,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use nifuse::gzindex::{GzAccess, GzError, IndexKey, IndexState};
 use nifuse::nifti::{
     DataType, ECODE_AFNI, Field, FieldTable, FormatError, Header, INTENT_TIME_SERIES, ImageLayout,
     Kind, MAX_VOX_OFFSET, NIFTI1, NIFTI2, Version, datatype, parse_extensions,
 };
+use nifuse::source::gzindex::{GzAccess, GzError, IndexKey, IndexState};
 
 // ---------------------------------------------------------------------------
 // Input decoding

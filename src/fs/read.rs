@@ -7,9 +7,9 @@
 use std::cell::RefCell;
 use std::path::Path;
 
+use super::handle::{DECODE_WHOLE_LIMIT, VolumeHandle};
 use crate::cache::Caches;
 use crate::error::{Error, Result};
-use crate::handle::{DECODE_WHOLE_LIMIT, VolumeHandle};
 
 thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };

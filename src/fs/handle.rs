@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::attr::Kind;
+use super::attr::Kind;
+use super::image::Image;
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::source::ByteSource;
 
 /// The largest compressed-source volume an open handle decodes and keeps whole.
 pub const DECODE_WHOLE_LIMIT: u64 = 256 << 20;
@@ -83,7 +83,7 @@ pub enum Handle {
     /// An open directory and its listing.
     Dir(Vec<DirEntry>),
     /// A mirrored source file.
-    File(File),
+    File(Arc<dyn ByteSource>),
     /// A volume file.
     Volume(VolumeHandle),
     /// `.nifuse/stats`, with its contents fixed at open.

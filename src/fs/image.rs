@@ -6,12 +6,13 @@
 //! is read from the (decoded) start of the file only; no voxel data is touched.
 //! For a `.hdr` the voxels live in the sibling `.img` or `.img.gz`.
 
-use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::nifti::{FormatError, ImageLayout};
-use crate::source::{self, DataFile, FileIdent};
+use crate::source::local::LocalStore;
+use crate::source::{self, ByteSource, DataFile, Meta, Store, Version};
 
 /// The largest header-plus-extensions block nifuse reads to parse an image.
 const MAX_HEAD: u64 = 64 << 20;
@@ -71,11 +72,12 @@ pub fn pair_data_candidates(hdr: &Path) -> Vec<PathBuf> {
 pub struct Image {
     /// The image's path relative to SOURCE (the `NAME` of `NAME.d`), for messages.
     pub name: String,
-    /// Its header file (the image itself for single files).
+    /// Its header file relative to SOURCE (the image itself for single
+    /// files; a symlink's target).
     pub header_path: PathBuf,
     /// The header file's metadata when parsed (owner, mode and times of
     /// `NAME.d` and its volumes; any change to them makes a new parse).
-    pub header_meta: std::fs::Metadata,
+    pub header_meta: Meta,
     /// Volume layout and synthesized volume header.
     pub layout: ImageLayout,
     /// The file holding the voxels (the image itself, or the pair's `.img`).
@@ -118,24 +120,33 @@ pub enum NotImage {
 }
 
 /// The identities that decide whether a probe result is still valid: the
-/// header file's, and for pairs the data file's.
-pub fn current_idents(path: &Path) -> Option<(FileIdent, Option<FileIdent>)> {
-    let meta = fs::metadata(path).ok()?;
-    if !meta.is_file() {
+/// header file's, and for pairs the data file's. `path` is the resolved
+/// header file, relative to the root of `store`.
+pub fn current_idents(store: &dyn Store, path: &Path) -> Option<(Version, Option<Version>)> {
+    let meta = store.stat(path).ok()?;
+    if meta.kind != source::Kind::File {
         return None;
     }
     let data = match name_kind(path.file_name()?.to_str()?)? {
         NameKind::Single => None,
-        NameKind::PairHeader => pair_data_candidates(path)
-            .iter()
-            .find_map(|p| fs::metadata(p).ok().filter(|m| m.is_file()))
-            .map(|m| FileIdent::of(&m)),
+        NameKind::PairHeader => pair_data(store, path).map(|(_, m)| m.version),
     };
-    Some((FileIdent::of(&meta), data))
+    Some((meta.version, data))
 }
 
-/// Parses the image at `path` (`name` is its path relative to SOURCE).
+/// The data file of the pair whose header is `hdr`: the first candidate that
+/// is (or leads to) a regular file of the store.
+fn pair_data(store: &dyn Store, hdr: &Path) -> Option<(PathBuf, Meta)> {
+    pair_data_candidates(hdr)
+        .iter()
+        .find_map(|p| store.resolve(p).ok())
+}
+
+/// Parses the image whose header file is `path` (relative to the root of
+/// `store`, already resolved to a regular file); `name` is its path relative
+/// to SOURCE as listed.
 pub fn probe(
+    store: &Arc<dyn Store>,
     path: &Path,
     name: &str,
     index_dir: Option<&Path>,
@@ -148,14 +159,16 @@ pub fn probe(
         return Err(NotImage::Quiet);
     };
     let reason = |e: &dyn std::fmt::Display| NotImage::Reason(format!("{e}"));
-    let file = File::open(path).map_err(|e| reason(&e))?;
-    let meta = file.metadata().map_err(|e| reason(&e))?;
-    if !meta.is_file() {
-        return Err(NotImage::Quiet);
-    }
-    let gzip = source::is_gzip(&file).map_err(|e| reason(&e))?;
+    let meta = match store.stat(path) {
+        Ok(m) if m.kind == source::Kind::File => m,
+        Ok(_) => return Err(NotImage::Quiet),
+        Err(e) => return Err(reason(&e)),
+    };
+    let file = store.open(path).map_err(|e| reason(&e))?;
+    let gzip = source::is_gzip(file.as_ref()).map_err(|e| reason(&e))?;
     let pair = kind == NameKind::PairHeader;
-    let layout = parse_head(&file, gzip, pair).map_err(|e| reason(&e))?;
+    let layout = parse_head(file.as_ref(), gzip, pair).map_err(|e| reason(&e))?;
+    drop(file);
     if layout.n_vols() > MAX_VOLUMES {
         return Err(NotImage::Reason(format!(
             "{} volumes is more than nifuse lists ({MAX_VOLUMES}); check dim[4..7]",
@@ -177,18 +190,26 @@ pub fn probe(
             "the header has {magic}, which does not match its file name"
         )));
     }
-    let data_path = if pair {
-        pair_data_candidates(path)
-            .into_iter()
-            .find(|p| p.is_file())
-            .ok_or_else(|| NotImage::Reason("no .img or .img.gz beside this .hdr".into()))?
-    } else {
-        path.to_path_buf()
-    };
     let starts = (0..layout.n_vols())
         .filter_map(|k| layout.vol_source_range(k).map(|r| r.start))
         .collect();
-    let data = DataFile::open(&data_path, starts, index_dir).map_err(|e| reason(&e))?;
+    let (data_path, data_version, data_gzip) = if pair {
+        let (data_path, data_meta) = pair_data(store.as_ref(), path)
+            .ok_or_else(|| NotImage::Reason("no .img or .img.gz beside this .hdr".into()))?;
+        let data_file = store.open(&data_path).map_err(|e| reason(&e))?;
+        let data_gzip = source::is_gzip(data_file.as_ref()).map_err(|e| reason(&e))?;
+        (data_path, data_meta.version, data_gzip)
+    } else {
+        (path.to_path_buf(), meta.version.clone(), gzip)
+    };
+    let data = DataFile::new(
+        store.clone(),
+        &data_path,
+        data_version,
+        data_gzip,
+        starts,
+        index_dir,
+    );
     Ok(Image {
         name: name.to_string(),
         header_path: path.to_path_buf(),
@@ -199,8 +220,26 @@ pub fn probe(
     })
 }
 
+/// Parses the image file at `path`, given by a user (symlinks followed
+/// anywhere; a pair's data file is looked for beside the header's target).
+/// Returns the store made for it (the file's directory) with the image.
+pub fn probe_file(
+    path: &Path,
+    shown: &str,
+    index_dir: Option<&Path>,
+) -> std::result::Result<(Arc<dyn Store>, Image), NotImage> {
+    let reason = |e: &dyn std::fmt::Display| NotImage::Reason(format!("{e}"));
+    let canon = std::fs::canonicalize(path).map_err(|e| reason(&e))?;
+    let (Some(dir), Some(name)) = (canon.parent(), canon.file_name()) else {
+        return Err(NotImage::Quiet);
+    };
+    let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir).map_err(|e| reason(&e))?);
+    let image = probe(&store, Path::new(name), shown, index_dir)?;
+    Ok((store, image))
+}
+
 /// Reads as much of the start of `file` as the header says it needs, and parses it.
-fn parse_head(file: &File, gzip: bool, pair: bool) -> Result<ImageLayout> {
+fn parse_head(file: &dyn ByteSource, gzip: bool, pair: bool) -> Result<ImageLayout> {
     let io_err = |e| Error::io("reading the header", e);
     let mut want = 540u64;
     loop {

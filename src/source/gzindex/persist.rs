@@ -1,8 +1,8 @@
 //! On-disk format of the gzip index (all integers little-endian).
 //!
 //! ```text
-//! header : magic "NIFUSEGZ" | version u32 (=1) | payload_len u64 | crc32(payload) u32
-//! payload: path_len u32 | path bytes | size u64 | mtime_ns i128 | inode u64
+//! header : magic "NIFUSEGZ" | version u32 (=2) | payload_len u64 | crc32(payload) u32
+//! payload: locator_len u32 | locator bytes | size u64 | tag_len u32 | tag bytes
 //!          starts_count u64 | starts_crc u32          (digest of the requested starts)
 //!          covered u64 | complete u8 | total u64
 //!          n u32, then n checkpoints:
@@ -16,7 +16,6 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +27,7 @@ use super::zlib::WINDOW_SIZE;
 use super::{GzError, IndexKey};
 
 const MAGIC: &[u8; 8] = b"NIFUSEGZ";
-const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
 /// Refuse to even read index files larger than this.
 const MAX_FILE: u64 = 1 << 30;
@@ -43,14 +42,13 @@ fn fnv64(data: &[u8], mut h: u64) -> u64 {
 
 /// `<file name, sanitised>-<64-bit hash of the whole key>.gzidx`
 pub fn file_name(key: &IndexKey) -> String {
-    let mut h = fnv64(key.path.as_os_str().as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let mut h = fnv64(key.locator.as_bytes(), 0xcbf2_9ce4_8422_2325);
     h = fnv64(&key.size.to_le_bytes(), h);
-    h = fnv64(&key.mtime_ns.to_le_bytes(), h);
-    h = fnv64(&key.inode.to_le_bytes(), h);
+    h = fnv64(key.tag.as_bytes(), h);
     let stem: String = key
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .locator
+        .rsplit('/')
+        .next()
         .unwrap_or_default()
         .chars()
         .map(|c| {
@@ -73,6 +71,14 @@ fn starts_crc(starts: &[u64]) -> u32 {
     h.finalize()
 }
 
+/// Appends `bytes` with their length (u32) before them.
+fn put_bytes(p: &mut Vec<u8>, bytes: &[u8]) -> Result<(), GzError> {
+    let len = u32::try_from(bytes.len()).map_err(|_| GzError::BadIndex("key too long".into()))?;
+    p.extend_from_slice(&len.to_le_bytes());
+    p.extend_from_slice(bytes);
+    Ok(())
+}
+
 fn pack(window: &[u8]) -> Result<Arc<[u8]>, GzError> {
     let mut e =
         flate2::write::DeflateEncoder::new(Vec::with_capacity(window.len()), Compression::new(6));
@@ -83,14 +89,9 @@ fn pack(window: &[u8]) -> Result<Arc<[u8]>, GzError> {
 /// Serialise `index` for `key`.
 pub fn encode(key: &IndexKey, index: &Index) -> Result<Vec<u8>, GzError> {
     let mut p = Vec::new();
-    let path = key.path.as_os_str().as_bytes();
-    let path_len =
-        u32::try_from(path.len()).map_err(|_| GzError::BadIndex("path too long".into()))?;
-    p.extend_from_slice(&path_len.to_le_bytes());
-    p.extend_from_slice(path);
+    put_bytes(&mut p, key.locator.as_bytes())?;
     p.extend_from_slice(&key.size.to_le_bytes());
-    p.extend_from_slice(&key.mtime_ns.to_le_bytes());
-    p.extend_from_slice(&key.inode.to_le_bytes());
+    put_bytes(&mut p, key.tag.as_bytes())?;
     p.extend_from_slice(&(index.starts.len() as u64).to_le_bytes());
     p.extend_from_slice(&starts_crc(&index.starts).to_le_bytes());
     p.extend_from_slice(&index.covered.to_le_bytes());
@@ -230,17 +231,13 @@ pub fn decode(bytes: &[u8], key: &IndexKey, starts: &[u64]) -> Result<Index, Str
     if crc32fast::hash(r.b) != crc {
         return Err("checksum mismatch".into());
     }
-    let path_len = r.u32()? as usize;
-    let path = r.take(path_len)?;
+    let locator_len = r.u32()? as usize;
+    let locator = r.take(locator_len)?;
     let size = r.u64()?;
-    let mtime_ns = i128::from_le_bytes(r.arr()?);
-    let inode = r.u64()?;
-    if path != key.path.as_os_str().as_bytes()
-        || size != key.size
-        || mtime_ns != key.mtime_ns
-        || inode != key.inode
-    {
-        return Err("stale index (source path, size, mtime or inode differ)".into());
+    let tag_len = r.u32()? as usize;
+    let tag = r.take(tag_len)?;
+    if locator != key.locator.as_bytes() || size != key.size || tag != key.tag.as_bytes() {
+        return Err("stale index (source path, size or version differ)".into());
     }
     if r.u64()? != starts.len() as u64 || r.u32()? != starts_crc(starts) {
         return Err("index was built for different volume starts".into());

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::image::{self, NotImage};
+use crate::fs::image::{self, NotImage};
 
 /// Indexes every file; fails (after trying them all) if any could not be indexed.
 pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String> {
@@ -24,8 +24,8 @@ pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String>
                 continue;
             }
         };
-        let img = match image::probe(&path, &shown, Some(index_dir)) {
-            Ok(img) => img,
+        let img = match image::probe_file(&path, &shown, Some(index_dir)) {
+            Ok((_, img)) => img,
             Err(NotImage::Quiet) => {
                 eprintln!("nifuse index: {shown}: not a NIfTI file name (.nii.gz, .hdr); skipped");
                 skipped += 1;
@@ -42,7 +42,7 @@ pub fn run(files: &[std::path::PathBuf], index_dir: &Path) -> Result<(), String>
             skipped += 1;
             continue;
         }
-        let bar = ProgressBar::new(img.data.ident().size).with_message(shown.clone());
+        let bar = ProgressBar::new(img.data.version().size).with_message(shown.clone());
         bar.set_style(
             ProgressStyle::with_template(
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

@@ -5,15 +5,14 @@
 //! so paging is consistent even while SOURCE changes.
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::Path;
 
-use crate::attr::Kind;
+use super::attr::Kind;
+use super::handle::{DirEntry, Handle};
+use super::image;
+use super::tree::{CONTROL_DIR, Control, Node, ROOT_INO};
+use super::{Entry, Fs};
 use crate::error::{Error, Result};
-use crate::fs::{Entry, Fs};
-use crate::handle::{DirEntry, Handle};
-use crate::image;
-use crate::tree::{CONTROL_DIR, Control, Node, ROOT_INO};
 
 impl Fs {
     /// Opens directory `ino`, fixing its listing for the life of the handle.
@@ -76,21 +75,12 @@ impl Fs {
     }
 
     fn list_mirror(&self, rel: &Path, out: &mut Vec<DirEntry>) -> Result<()> {
-        let abs = self.abs(rel);
-        let iter =
-            fs::read_dir(&abs).map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
         let mut names = Vec::new();
-        for item in iter {
-            let item = item.map_err(|e| Error::io(format!("listing {}", abs.display()), e))?;
-            let name = item.file_name();
-            if rel.as_os_str().is_empty() && name == CONTROL_DIR {
+        for item in self.store().list(rel)? {
+            if rel.as_os_str().is_empty() && item.name == CONTROL_DIR {
                 continue;
             }
-            let kind = item
-                .file_type()
-                .map(|t| Kind::of_type(&t))
-                .unwrap_or(Kind::File);
-            names.push((name, kind));
+            names.push((item.name, item.kind));
         }
         let present: HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
         for (name, kind) in names {

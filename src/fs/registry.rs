@@ -11,15 +11,14 @@
 //! another lock.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::image::{self, Image, NotImage};
-use crate::source::FileIdent;
+use super::image::{self, Image, NotImage};
+use crate::source::{NotFile, Store, Version};
 
-type Idents = (FileIdent, Option<FileIdent>);
+type Idents = (Version, Option<Version>);
 
 struct Slot {
     idents: Idents,
@@ -30,7 +29,7 @@ struct Slot {
 
 /// Parsed images by their path relative to SOURCE.
 pub struct Registry {
-    root: PathBuf,
+    store: Arc<dyn Store>,
     index_dir: Option<PathBuf>,
     /// How long a stat of a source file is taken as current: requests in a
     /// burst (`ls -l` of a thousand volumes) share one stat.
@@ -42,10 +41,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry of the images under the canonical directory `root`.
-    pub fn new(root: PathBuf, index_dir: Option<PathBuf>, recheck: Duration) -> Registry {
+    /// A registry of the images of `store`.
+    pub fn new(store: Arc<dyn Store>, index_dir: Option<PathBuf>, recheck: Duration) -> Registry {
         Registry {
-            root,
+            store,
             index_dir,
             recheck,
             slots: Mutex::new(HashMap::new()),
@@ -59,31 +58,13 @@ impl Registry {
     }
 
     /// The file an image path refers to: itself, or the target of a symlink
-    /// that stays inside SOURCE. A NIfTI-named entry that is neither is
-    /// logged once, with the reason it has no `.d`.
+    /// that stays inside SOURCE (relative to it). A NIfTI-named entry that
+    /// is neither is logged once, with the reason it has no `.d`.
     fn resolve(&self, rel: &Path) -> Option<PathBuf> {
-        let abs = self.root.join(rel);
-        let meta = fs::symlink_metadata(&abs).ok()?;
-        let why = if meta.file_type().is_symlink() {
-            match fs::canonicalize(&abs) {
-                Ok(target) if target.starts_with(&self.root) && target.is_file() => {
-                    return Some(target);
-                }
-                Ok(target) if target.starts_with(&self.root) => {
-                    "a symlink to something that is not a regular file".to_string()
-                }
-                Ok(target) => format!(
-                    "a symlink that leads out of SOURCE (to {})",
-                    target.display()
-                ),
-                Err(e) => format!("a symlink that cannot be followed ({e})"),
-            }
-        } else if meta.is_file() {
-            return Some(abs);
-        } else if meta.is_dir() {
-            "a directory".to_string()
-        } else {
-            "not a regular file (FIFO, socket or device)".to_string()
+        let why = match self.store.resolve(rel) {
+            Ok((target, _)) => return Some(target),
+            Err(NotFile::Missing) => return None,
+            Err(NotFile::Other(why)) => why,
         };
         let first = self
             .logged
@@ -107,14 +88,14 @@ impl Registry {
         let file_name = rel.file_name()?.to_str()?;
         image::name_kind(file_name)?;
         let path = self.resolve(rel)?;
-        let idents = image::current_idents(&path)?;
+        let idents = image::current_idents(self.store.as_ref(), &path)?;
         if let Some(slot) = self.lock().get_mut(rel)
             && slot.idents == idents
         {
             slot.checked = Some(Instant::now());
             return slot.image.clone();
         }
-        let image = match image::probe(&path, name, self.index_dir.as_deref()) {
+        let image = match image::probe(&self.store, &path, name, self.index_dir.as_deref()) {
             Ok(mut img) => {
                 img.version = self
                     .versions

@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::image::Image;
+use super::json_string;
 use crate::cache::{Caches, SlotStats};
-use crate::fs::json_string;
-use crate::image::Image;
 
 /// The index state of an image, as shown in stats.
 /// The gzip index state of `image` (a saved index is loaded to tell).
 fn index_state(image: &Image) -> String {
-    use crate::gzindex::IndexState;
+    use crate::source::gzindex::IndexState;
     if !image.data.is_gzip() {
         return "\"not compressed\"".to_string();
     }

@@ -1,15 +1,10 @@
-//! Kernel-side tuning: request sizes at FUSE init, and the mount's read-ahead.
+//! Kernel-side tuning of a mount: the largest read request, and the mount's
+//! read-ahead (the request sizes asked at FUSE init are set in `fuse.rs`).
 
 use std::path::Path;
 
-use fuser::KernelConfig;
-
-/// Largest request the daemon lets the kernel send (it derives `max_pages`
-/// from this): writes and read-ahead windows.
-pub const MAX_REQUEST: u32 = 1 << 20;
-
 /// Largest read request, set with the kernel's `max_read` mount option unless
-/// `-o max_read=` says otherwise. Smaller than [`MAX_REQUEST`] on purpose: a
+/// `-o max_read=` says otherwise. Smaller than [`crate::fuse::MAX_REQUEST`] on purpose: a
 /// 1 MiB read-ahead window then goes out as four requests that the daemon's
 /// threads serve at once while the reader copies the first ones out, instead
 /// of one request the reader waits for whole. Measured with
@@ -22,30 +17,6 @@ pub const READ_REQUEST: u32 = 256 << 10;
 pub fn max_read_option<'a>(words: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let given = words.into_iter().any(|o| o.starts_with("max_read="));
     (!given).then(|| format!("max_read={READ_REQUEST}"))
-}
-
-/// Asks for large requests (the kernel derives `max_pages` from these), for
-/// readdirplus (so `ls -l` gets attributes with the listing) and for kernel
-/// handling of POSIX ACLs (so "no ACL" is cached per inode between listings).
-pub fn kernel_config(config: &mut KernelConfig) {
-    let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
-    if let Err(missing) = config.add_capabilities(plus) {
-        log::info!("kernel lacks {missing:?}; listings use plain readdir");
-    }
-    // With POSIX ACL support the kernel caches "no ACL" per inode, so
-    // system.posix_acl_access (which `ls -l` asks of every file) reaches the
-    // daemon once per inode until its entry is refreshed. A readdirplus
-    // listing refreshes every entry, so `ls -l` of a whole directory still
-    // asks each time (measured: two requests per file, with security.selinux).
-    if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
-        log::info!("kernel lacks {missing:?}; ACL lookups reach the daemon");
-    }
-    if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
-        let _ = config.set_max_readahead(max);
-    }
-    if let Err(max) = config.set_max_write(MAX_REQUEST) {
-        let _ = config.set_max_write(max);
-    }
 }
 
 /// Raises the read-ahead of the FUSE mount at `mountpoint` to `kb` KiB through
@@ -107,7 +78,7 @@ mod tests {
     #[test]
     fn max_read_is_added_unless_given() {
         let words = |raw: &[&str]| -> Vec<String> { raw.iter().map(|s| s.to_string()).collect() };
-        let option = |raw: &[&str]| max_read_option(crate::mount::o_words(&words(raw)));
+        let option = |raw: &[&str]| max_read_option(crate::cli::mount::o_words(&words(raw)));
         assert_eq!(option(&["allow_other"]).as_deref(), Some("max_read=262144"));
         assert_eq!(option(&[]).as_deref(), Some("max_read=262144"));
         assert_eq!(option(&["noatime, max_read=65536"]), None);

@@ -12,23 +12,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fuser::{Config as FuseConfig, MountOption, SessionACL};
-
-use crate::cli::MountArgs;
+use super::MountArgs;
 use crate::fs::{Config, Fs};
-use crate::fuse::FuseFs;
+use crate::fuse::{Access, MountSpec};
 
 /// How long the kernel may cache names and attributes of the mount.
 const TTL: Duration = Duration::from_secs(1);
 
 /// The same for `NAME.d` and volume files (changes are pushed to the kernel).
 const VOLUME_TTL: Duration = Duration::from_secs(10);
-
-/// Mount options as the FUSE world writes them, split into what fuser needs.
-struct Options {
-    acl: SessionACL,
-    extra: Vec<MountOption>,
-}
 
 /// The words of `-o` options as given (`-o a,b -o c`): split at commas,
 /// trimmed, empty ones dropped.
@@ -39,15 +31,15 @@ pub(crate) fn o_words(raw: &[String]) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn parse_options(raw: &[String]) -> Result<Options, String> {
-    let mut opts = Options {
-        acl: SessionACL::Owner,
-        extra: Vec::new(),
-    };
+/// The kernel mount options among the `-o` words (nifuse's own settings
+/// and fstab-only words are left out), as a [`MountSpec`] still without
+/// its file system name and thread count.
+fn parse_options(raw: &[String]) -> Result<MountSpec, String> {
+    let mut opts = MountSpec::default();
     for opt in o_words(raw) {
         match opt {
-            "allow_other" => opts.acl = SessionACL::All,
-            "allow_root" => opts.acl = SessionACL::RootAndOwner,
+            "allow_other" => opts.access = Access::All,
+            "allow_root" => opts.access = Access::RootAndOwner,
             "ro" => {
                 return Err(
                     "-o ro is not needed: nifuse never writes, and a kernel read-only \
@@ -71,9 +63,9 @@ fn parse_options(raw: &[String]) -> Result<Options, String> {
             | "nofail" => {}
             o if o.starts_with("x-")
                 || o.contains('=') && NIFUSE_KEYS.iter().any(|k| o.starts_with(k)) => {}
-            "noexec" => opts.extra.push(MountOption::NoExec),
-            "noatime" => opts.extra.push(MountOption::NoAtime),
-            other => opts.extra.push(MountOption::CUSTOM(other.to_string())),
+            "noexec" => opts.noexec = true,
+            "noatime" => opts.noatime = true,
+            other => opts.custom.push(other.to_string()),
         }
     }
     Ok(opts)
@@ -194,13 +186,13 @@ pub fn mount(mut args: MountArgs) -> Result<(), String> {
     let (source, mountpoint) = check(&args)?;
     let options = parse_options(&args.options)?;
     if args.foreground {
-        crate::logging::init_stderr(args.verbose);
+        super::logging::init_stderr(args.verbose);
         return serve(&args, &source, &mountpoint, options, None);
     }
     let log_path = args
         .log_file
         .clone()
-        .unwrap_or_else(|| crate::logging::default_log_path(&mountpoint));
+        .unwrap_or_else(|| super::logging::default_log_path(&mountpoint));
     let (read_end, write_end) = pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
     // SAFETY: no thread exists yet (nothing above spawns one), so the child
     // starts with a consistent copy of the whole process.
@@ -209,7 +201,7 @@ pub fn mount(mut args: MountArgs) -> Result<(), String> {
         0 => {
             drop(read_end);
             let mut report = File::from(write_end);
-            let outcome = crate::logging::init_file(&log_path, args.verbose)
+            let outcome = super::logging::init_file(&log_path, args.verbose)
                 .and_then(|()| detach())
                 .and_then(|()| serve(&args, &source, &mountpoint, options, Some(&mut report)));
             if let Err(e) = outcome {
@@ -279,7 +271,7 @@ fn serve(
     args: &MountArgs,
     source: &Path,
     mountpoint: &Path,
-    options: Options,
+    mut spec: MountSpec,
     report: Option<&mut File>,
 ) -> Result<(), String> {
     // SAFETY: getuid/getgid have no preconditions and cannot fail.
@@ -311,27 +303,13 @@ fn serve(
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let mut fuse_config = FuseConfig::default();
-    fuse_config.mount_options = vec![
-        MountOption::FSName(source.display().to_string()),
-        MountOption::Subtype("nifuse".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-    ];
-    fuse_config.mount_options.extend(options.extra);
-    if let Some(max_read) = crate::tune::max_read_option(o_words(&args.options)) {
-        fuse_config
-            .mount_options
-            .push(MountOption::CUSTOM(max_read));
+    spec.fsname = source.display().to_string();
+    spec.threads = threads;
+    if let Some(max_read) = super::tune::max_read_option(o_words(&args.options)) {
+        spec.custom.push(max_read);
     }
-    fuse_config.acl = options.acl;
-    fuse_config.n_threads = Some(threads);
-    fuse_config.clone_fd = threads > 1;
-    let mut session = fuser::Session::new(FuseFs::new(fs.clone()), mountpoint, &fuse_config)
+    let mut session = crate::fuse::mount(fs.clone(), mountpoint, &spec)
         .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
-    crate::fuse::start_invalidator(&fs, session.notifier())
-        .map_err(|e| format!("cannot start the invalidation thread: {e}"))?;
     drop(fs);
     log::info!(
         "mounted {} at {} ({threads} threads, cache {} per mount, mode {})",
@@ -343,13 +321,13 @@ fn serve(
     if !args.no_read_ahead {
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } == 0 {
-            match crate::tune::raise_read_ahead(mountpoint, 1024) {
+            match super::tune::raise_read_ahead(mountpoint, 1024) {
                 Ok(line) => log::info!("{line}"),
                 Err(e) => log::info!("read-ahead left as it is: {e}"),
             }
         }
     }
-    let mut unmounter = session.unmount_callable();
+    let mut unmounter = session.unmounter();
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
         .name("nifuse-signals".into())
@@ -401,7 +379,7 @@ fn raise_open_file_limit() {
 
 /// `$XDG_CACHE_HOME/nifuse`, else `~/.cache/nifuse`.
 pub fn default_index_dir() -> PathBuf {
-    crate::logging::cache_home().join("nifuse")
+    super::logging::cache_home().join("nifuse")
 }
 
 /// `nifuse umount`: unmounts, also a mount whose daemon died.

@@ -2,6 +2,12 @@
 
 use std::path::PathBuf;
 
+pub mod index_cmd;
+pub mod info;
+pub mod logging;
+pub mod mount;
+pub mod tune;
+
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::cache::Mode;
@@ -104,16 +110,16 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 /// Runs the parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Mount(args) => crate::mount::mount(args),
-        Command::Umount { mountpoint } => crate::mount::umount(&mountpoint),
+        Command::Mount(args) => mount::mount(args),
+        Command::Umount { mountpoint } => mount::umount(&mountpoint),
         Command::Info {
             files,
             json,
             index_dir,
         } => {
-            crate::logging::init_stderr(0);
-            let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
-            crate::info::run(&files, json, &dir)
+            logging::init_stderr(0);
+            let dir = index_dir.unwrap_or_else(mount::default_index_dir);
+            info::run(&files, json, &dir)
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -127,9 +133,9 @@ pub fn run(cli: Cli) -> i32 {
                 .map_err(|e| format!("writing the man page: {e}"))
         }
         Command::Index { files, index_dir } => {
-            crate::logging::init_stderr(0);
-            let dir = index_dir.unwrap_or_else(crate::mount::default_index_dir);
-            crate::index_cmd::run(&files, &dir)
+            logging::init_stderr(0);
+            let dir = index_dir.unwrap_or_else(mount::default_index_dir);
+            index_cmd::run(&files, &dir)
         }
     };
     match result {

@@ -4,54 +4,10 @@
 //! `NAME.d` and volumes take the image file's owner, read bits and times, so
 //! `stat` of a volume needs only the header.
 
-use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-/// What kind of entry an inode is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// A directory.
-    Dir,
-    /// A regular file.
-    File,
-    /// A symbolic link.
-    Symlink,
-    /// A named pipe.
-    Fifo,
-    /// A socket.
-    Socket,
-    /// A character device.
-    CharDevice,
-    /// A block device.
-    BlockDevice,
-}
-
-impl Kind {
-    /// The kind of a source entry, from its (not followed) metadata.
-    pub fn of(meta: &Metadata) -> Kind {
-        Kind::of_type(&meta.file_type())
-    }
-
-    /// The kind of a file type (as `read_dir` reports it, not followed).
-    pub fn of_type(t: &std::fs::FileType) -> Kind {
-        if t.is_dir() {
-            Kind::Dir
-        } else if t.is_symlink() {
-            Kind::Symlink
-        } else if t.is_fifo() {
-            Kind::Fifo
-        } else if t.is_socket() {
-            Kind::Socket
-        } else if t.is_char_device() {
-            Kind::CharDevice
-        } else if t.is_block_device() {
-            Kind::BlockDevice
-        } else {
-            Kind::File
-        }
-    }
-}
+pub use crate::source::Kind;
+use crate::source::Meta;
 
 /// The attributes `stat` shows for one inode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,36 +46,27 @@ impl Attr {
 /// All write bits.
 const WRITE_BITS: u32 = 0o222;
 
-fn time(secs: i64, nsecs: i64) -> SystemTime {
-    let nanos = u32::try_from(nsecs.clamp(0, 999_999_999)).unwrap_or(0);
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::new(secs.unsigned_abs(), nanos)
-    } else {
-        UNIX_EPOCH - Duration::new(secs.unsigned_abs(), 0) + Duration::new(0, nanos)
-    }
-}
-
 /// The attributes of a mirrored source entry (its `lstat`), without write bits.
-pub fn mirror(ino: u64, meta: &Metadata) -> Attr {
+pub fn mirror(ino: u64, meta: &Meta) -> Attr {
     Attr {
         ino,
-        kind: Kind::of(meta),
+        kind: meta.kind,
         size: meta.size(),
-        perm: perm_bits(meta.mode() & !WRITE_BITS),
-        nlink: u32::try_from(meta.nlink()).unwrap_or(u32::MAX),
-        uid: meta.uid(),
-        gid: meta.gid(),
-        rdev: u32::try_from(meta.rdev()).unwrap_or(0),
-        atime: time(meta.atime(), meta.atime_nsec()),
-        mtime: time(meta.mtime(), meta.mtime_nsec()),
-        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        perm: perm_bits(meta.mode & !WRITE_BITS),
+        nlink: u32::try_from(meta.nlink).unwrap_or(u32::MAX),
+        uid: meta.uid,
+        gid: meta.gid,
+        rdev: u32::try_from(meta.rdev).unwrap_or(0),
+        atime: meta.atime,
+        mtime: meta.mtime,
+        ctime: meta.ctime,
     }
 }
 
 /// The attributes of an image's `NAME.d`: a directory readable (and
 /// searchable) by whoever may read the image.
-pub fn image_dir(ino: u64, image_meta: &Metadata) -> Attr {
-    let read = image_meta.mode() & 0o444;
+pub fn image_dir(ino: u64, image_meta: &Meta) -> Attr {
+    let read = image_meta.mode & 0o444;
     Attr {
         kind: Kind::Dir,
         size: 4096,
@@ -130,11 +77,11 @@ pub fn image_dir(ino: u64, image_meta: &Metadata) -> Attr {
 }
 
 /// The attributes of a volume file of `size` bytes of the image with `image_meta`.
-pub fn volume(ino: u64, image_meta: &Metadata, size: u64) -> Attr {
+pub fn volume(ino: u64, image_meta: &Meta, size: u64) -> Attr {
     Attr {
         kind: Kind::File,
         size,
-        perm: perm_bits(image_meta.mode() & 0o444),
+        perm: perm_bits(image_meta.mode & 0o444),
         nlink: 1,
         rdev: 0,
         ..mirror(ino, image_meta)
@@ -173,7 +120,7 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"abc").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let meta = crate::source::local::meta_of(&std::fs::symlink_metadata(&p).unwrap());
         let a = mirror(7, &meta);
         assert_eq!((a.perm, a.size, a.kind), (0o440, 3, Kind::File));
         let d = image_dir(8, &meta);

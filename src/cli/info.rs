@@ -22,14 +22,15 @@
 //! precision; `gzip_index` is null for uncompressed data, else `{state, volumes,
 //! bytes, index_dir}` with state `none`, `partial` or `complete`).
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::gzindex::{GzAccess, IndexState};
-use crate::image::{self, Image, NotImage};
+use crate::fs::image::{self, Image, NotImage};
 use crate::nifti::{self, Header, Kind, MAX_VOX_OFFSET, Version};
 use crate::source;
+use crate::source::Store;
+use crate::source::gzindex::{GzAccess, IndexState};
 
 #[path = "info_json.rs"]
 mod render;
@@ -146,8 +147,8 @@ pub fn inspect(file: &Path, shown: &str, index_dir: &Path) -> Result<Info, Strin
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    let img = match image::probe(file, shown, None) {
-        Ok(img) => img,
+    let (store, img) = match image::probe_file(file, shown, None) {
+        Ok(found) => found,
         Err(NotImage::Quiet) => {
             return Err("not a NIfTI file name (.nii, .nii.gz, .hdr, .hdr.gz)".into());
         }
@@ -163,7 +164,7 @@ pub fn inspect(file: &Path, shown: &str, index_dir: &Path) -> Result<Info, Strin
         path: shown.to_string(),
         version: h.version(),
         pair: h.is_pair(),
-        data_file: img.data.path().display().to_string(),
+        data_file: img.data.shown().to_string(),
         big_endian: h.big_endian(),
         gzip: img.data.is_gzip(),
         shape: layout.shape(),
@@ -188,25 +189,28 @@ pub fn inspect(file: &Path, shown: &str, index_dir: &Path) -> Result<Info, Strin
         volume_bytes: layout.vol_bytes(),
         volume_file_size: layout.vol_file_size(),
         vox_offset: layout.data_offset(),
-        extensions: extensions(&img)?,
+        extensions: extensions(store.as_ref(), &img)?,
         gz_index: gz_index(&img, index_dir),
     })
 }
 
 /// `(ecode, esize)` of the image's extensions, re-read from the header file
 /// (the layout keeps only the ones volume files copy).
-fn extensions(img: &Image) -> Result<Vec<(i32, usize)>, String> {
+fn extensions(store: &dyn Store, img: &Image) -> Result<Vec<(i32, usize)>, String> {
     let h = img.layout.header();
     let what = |e: std::io::Error| format!("reading the extensions: {e}");
-    let file = File::open(&img.header_path).map_err(what)?;
-    let gzip = source::is_gzip(&file).map_err(what)?;
+    let file = store
+        .open(&img.header_path)
+        .map_err(|e| format!("reading the extensions: {e}"))?;
+    let file = file.as_ref();
+    let gzip = source::is_gzip(file).map_err(what)?;
     let want = if h.is_pair() {
         MAX_VOX_OFFSET
     } else {
         img.layout.data_offset()
     };
     let want = usize::try_from(want).map_err(|_| "extensions too large".to_string())?;
-    let head = source::read_head(&file, gzip, want).map_err(what)?;
+    let head = source::read_head(file, gzip, want).map_err(what)?;
     let after = head.get(h.len()..).unwrap_or_default();
     let exts = nifti::parse_extensions(after, h.big_endian()).map_err(|e| e.to_string())?;
     Ok(exts.iter().map(|e| (e.code, e.raw.len())).collect())
@@ -221,8 +225,11 @@ fn gz_index(img: &Image, index_dir: &Path) -> GzIndex {
     let starts = (0..layout.n_vols())
         .filter_map(|k| layout.vol_source_range(k).map(|r| r.start))
         .collect();
-    match GzAccess::open(img.data.path(), starts, Some(index_dir)) {
-        Err(e) => GzIndex::Unreadable(e.to_string()),
+    let opened = img.data.pin().map_err(|e| e.to_string()).and_then(|src| {
+        GzAccess::with_source(src.clone(), starts, Some(index_dir)).map_err(|e| e.to_string())
+    });
+    match opened {
+        Err(e) => GzIndex::Unreadable(e),
         Ok(access) => match access.state() {
             IndexState::None => GzIndex::None,
             IndexState::Complete { total_bytes } => GzIndex::Complete { total_bytes },

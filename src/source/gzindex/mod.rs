@@ -19,7 +19,7 @@
 //! * **Persistence** (`persist.rs`): `<index_dir>/<name>-<hash of key>.gzidx`,
 //!   written atomically (temp file + rename): magic `NIFUSEGZ`, format
 //!   version, payload length, CRC-32 of the payload; the payload holds the
-//!   key (canonical path, size, mtime ns, inode), a digest of the requested
+//!   key (locator, size, version tag), a digest of the requested
 //!   starts, the covered range and the checkpoints with raw-deflated windows.
 //!   A stale, truncated or corrupt file is ignored (logged) and rebuilt; every
 //!   checkpoint is bounds-checked on load and again on use.
@@ -45,18 +45,21 @@ mod reader;
 mod tests;
 mod zlib;
 
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::ByteSource;
+use super::local::LocalFile;
 use index::{Index, Rules};
 use reader::{Ctx, Cursor};
 
 /// How a member whose CRC-32 or length does not match its trailer is reported
 /// (in [`GzError::Corrupt`]'s message).
 pub const TRAILER_MISMATCH: &str = "gzip member trailer mismatch";
+
+/// The format version of saved index files (older ones are rebuilt, not read).
+pub const INDEX_FORMAT_VERSION: u32 = persist::VERSION;
 
 /// How many idle cursors (live inflate states) are kept per file.
 const MAX_CURSORS: usize = 4;
@@ -91,29 +94,30 @@ impl From<GzError> for std::io::Error {
     }
 }
 
-/// Identity of a source file; an index is only used for the same key.
+/// Identity of one version of a source; an index is only used for the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexKey {
-    pub path: PathBuf,
+    /// Where the bytes live: a canonical path, or `s3://ENDPOINT/BUCKET/KEY`.
+    pub locator: String,
+    /// Size of the compressed source in bytes.
     pub size: u64,
-    pub mtime_ns: i128,
-    pub inode: u64,
+    /// What tells versions of one locator apart (mtime and inode, or the ETag).
+    pub tag: String,
 }
 
 impl IndexKey {
+    /// The key of the file at `path` as it is now (symlinks followed).
     pub fn for_file(path: &Path) -> std::io::Result<IndexKey> {
-        let canon = std::fs::canonicalize(path)?;
-        let md = std::fs::metadata(&canon)?;
-        Ok(IndexKey::from_meta(canon, &md))
+        let src = LocalFile::open_followed(path).map_err(std::io::Error::other)?;
+        Ok(IndexKey::of(&src))
     }
 
-    fn from_meta(path: PathBuf, md: &std::fs::Metadata) -> IndexKey {
-        let mtime_ns = i128::from(md.mtime()) * 1_000_000_000 + i128::from(md.mtime_nsec());
+    /// The key of the version `src` reads.
+    pub fn of(src: &dyn ByteSource) -> IndexKey {
         IndexKey {
-            path,
-            size: md.len(),
-            mtime_ns,
-            inode: md.ino(),
+            locator: src.locator().to_string(),
+            size: src.len(),
+            tag: src.version().index_tag(),
         }
     }
 }
@@ -135,7 +139,7 @@ struct Inner {
 
 /// Thread-safe (Send + Sync) random access to the uncompressed bytes of one gzip file.
 pub struct GzAccess {
-    file: File,
+    file: Arc<dyn ByteSource>,
     file_len: u64,
     key: IndexKey,
     index_file: Option<PathBuf>,
@@ -150,17 +154,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl GzAccess {
-    /// `starts`: uncompressed offsets that must get a checkpoint (each volume's first byte), sorted.
-    /// `index_dir`: where to load/save the persistent index (None = memory only). Loads a valid saved index if present.
+    /// [`GzAccess::with_source`] over the local file at `path` (symlinks followed).
     pub fn open(
         path: &Path,
         starts: Vec<u64>,
         index_dir: Option<&Path>,
     ) -> Result<GzAccess, GzError> {
-        let canon = std::fs::canonicalize(path)?;
-        let file = File::open(&canon)?;
-        let md = file.metadata()?;
-        let key = IndexKey::from_meta(canon, &md);
+        let src = LocalFile::open_followed(path).map_err(std::io::Error::other)?;
+        GzAccess::with_source(Arc::new(src), starts, index_dir)
+    }
+
+    /// Random access to the gzip stream of `file`.
+    /// `starts`: uncompressed offsets that must get a checkpoint (each volume's first byte), sorted.
+    /// `index_dir`: where to load/save the persistent index (None = memory only). Loads a valid saved index if present.
+    pub fn with_source(
+        file: Arc<dyn ByteSource>,
+        starts: Vec<u64>,
+        index_dir: Option<&Path>,
+    ) -> Result<GzAccess, GzError> {
+        let key = IndexKey::of(file.as_ref());
+        let file_len = file.len();
         let mut index = Index::new(starts);
         let rules = Rules {
             starts: Arc::from(index.starts.clone()),
@@ -175,7 +188,7 @@ impl GzAccess {
         }
         Ok(GzAccess {
             file,
-            file_len: md.len(),
+            file_len,
             key,
             index_file,
             rules,
@@ -192,7 +205,7 @@ impl GzAccess {
 
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
-            file: &self.file,
+            file: self.file.as_ref(),
             file_len: self.file_len,
             rules: &self.rules,
             inflated: &self.inflated,
@@ -241,10 +254,7 @@ impl GzAccess {
     fn checkin(&self, mut c: Cursor, result: &Result<(), GzError>) {
         let mut g = lock(&self.inner);
         if let Err(GzError::BadIndex(msg)) = result {
-            log::warn!(
-                "gzindex: {}: discarding the index: {msg}",
-                self.key.path.display()
-            );
+            log::warn!("gzindex: {}: discarding the index: {msg}", self.key.locator);
             g.index = Index::new(self.rules.starts.to_vec());
             g.cursors.clear();
             g.generation += 1;
@@ -285,7 +295,7 @@ impl GzAccess {
         if let Err(e) = &r {
             log::debug!(
                 "gzindex: {}: read of {} bytes at {offset}: {e}",
-                self.key.path.display(),
+                self.key.locator,
                 buf.len()
             );
         }
@@ -348,7 +358,7 @@ impl GzAccess {
                 c.known_covered = g.index.covered;
             }
             if let Err(e) = r {
-                log::debug!("gzindex: {}: building index: {e}", self.key.path.display());
+                log::debug!("gzindex: {}: building index: {e}", self.key.locator);
                 let r = Err(e);
                 self.checkin(c, &r);
                 return r;
@@ -420,10 +430,7 @@ impl GzAccess {
 impl Drop for GzAccess {
     fn drop(&mut self) {
         if let Err(e) = self.save() {
-            log::warn!(
-                "gzindex: {}: saving index failed: {e}",
-                self.key.path.display()
-            );
+            log::warn!("gzindex: {}: saving index failed: {e}", self.key.locator);
         }
     }
 }

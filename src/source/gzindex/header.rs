@@ -1,6 +1,6 @@
 //! Parsing of gzip member headers (RFC 1952) directly from the file.
 
-use std::fs::File;
+use crate::source::ByteSource;
 
 use super::GzError;
 use super::reader::read_full_at;
@@ -9,7 +9,7 @@ use super::reader::read_full_at;
 /// or `None` at the end of the gzip data (end of file, or trailing garbage
 /// after at least one member, which gzip also ignores).
 pub fn parse_header(
-    file: &File,
+    file: &dyn ByteSource,
     pos: u64,
     file_len: u64,
     members: u64,
@@ -75,7 +75,7 @@ pub fn parse_header(
 }
 
 /// Offset just past the NUL that ends the string at `p`.
-fn skip_zero_terminated(file: &File, mut p: u64) -> Result<u64, GzError> {
+fn skip_zero_terminated(file: &dyn ByteSource, mut p: u64) -> Result<u64, GzError> {
     let mut chunk = [0u8; 4096];
     loop {
         let n = read_full_at(file, p, &mut chunk)?;

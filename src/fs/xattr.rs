@@ -6,10 +6,10 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::Fs;
+use super::image::Image;
+use super::tree::Node;
 use crate::error::{Error, Result};
-use crate::fs::Fs;
-use crate::image::Image;
-use crate::tree::Node;
 
 /// The answer to `getxattr`/`listxattr`.
 #[derive(Clone, Debug, PartialEq, Eq)]

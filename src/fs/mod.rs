@@ -6,22 +6,31 @@
 //! without mounting. The data path runs one way:
 //! `fs → tree (which node) → registry (which image) → layout → source bytes`.
 
+pub mod attr;
+pub mod handle;
+pub mod image;
+mod listing;
+pub mod read;
+pub mod registry;
+pub mod stats;
+pub mod tree;
+pub mod xattr;
+
 use std::ffi::OsStr;
-use std::fs::{self, File};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::attr::{self, Attr, Kind};
 use crate::cache::{Caches, Mode};
 use crate::error::{Error, Result};
-use crate::handle::{Handle, Handles, VolumeHandle};
-use crate::image::Image;
-use crate::registry::Registry;
-use crate::source::pread_full;
-use crate::tree::{CONTROL_DIR, Control, InodeTable, Node};
+use crate::source::local::LocalStore;
+use crate::source::{self, Store, pread_full};
+use attr::{Attr, Kind};
+use handle::{Handle, Handles, VolumeHandle};
+use image::Image;
+use registry::Registry;
+use tree::{CONTROL_DIR, Control, InodeTable, Node};
 
 /// Settings of one mount.
 #[derive(Clone, Debug)]
@@ -82,7 +91,7 @@ pub struct Opened {
 
 /// The core filesystem.
 pub struct Fs {
-    root: PathBuf,
+    store: Arc<dyn Store>,
     config: Config,
     pub(crate) inodes: InodeTable,
     images: Registry,
@@ -93,22 +102,29 @@ pub struct Fs {
 }
 
 impl Fs {
-    /// A filesystem showing `source` (which must be a readable directory).
+    /// A filesystem showing the local directory `source` (which must be a
+    /// readable directory).
     pub fn new(source: &Path, config: Config) -> Result<Fs> {
-        let root = fs::canonicalize(source)
-            .map_err(|e| Error::io(format!("SOURCE {}", source.display()), e))?;
-        fs::read_dir(&root)
-            .map_err(|e| Error::io(format!("listing SOURCE {}", root.display()), e))?;
-        Ok(Fs {
-            images: Registry::new(root.clone(), config.index_dir.clone(), config.recheck),
+        Ok(Fs::with_store(Arc::new(LocalStore::new(source)?), config))
+    }
+
+    /// A filesystem showing `store`.
+    pub fn with_store(store: Arc<dyn Store>, config: Config) -> Fs {
+        Fs {
+            images: Registry::new(store.clone(), config.index_dir.clone(), config.recheck),
             caches: Caches::new(config.cache_mode, config.cache_size),
-            root,
+            store,
             config,
             inodes: InodeTable::new(),
             handles: Handles::default(),
             invalidator: std::sync::OnceLock::new(),
             started: SystemTime::now(),
-        })
+        }
+    }
+
+    /// The store the tree comes from.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The node numbered `ino`.
@@ -202,15 +218,8 @@ impl Fs {
             .ok_or_else(|| Error::NotFound(format!("inode {ino}")))
     }
 
-    pub(crate) fn abs(&self, rel: &Path) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn lstat(&self, rel: &Path) -> Result<fs::Metadata> {
-        fs::symlink_metadata(self.abs(rel)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(rel.display().to_string()),
-            _ => Error::io(format!("stat {}", self.abs(rel).display()), e),
-        })
+    fn lstat(&self, rel: &Path) -> Result<source::Meta> {
+        self.store.stat(rel)
     }
 
     /// The image at `rel`, or ENOENT for a path that is not (or no longer) one.
@@ -272,7 +281,7 @@ impl Fs {
                     return Ok(Node::ControlDir);
                 }
                 let rel = dir.join(name);
-                if fs::symlink_metadata(self.abs(&rel)).is_ok() {
+                if self.store.stat(&rel).is_ok() {
                     return Ok(Node::Mirror(rel));
                 }
                 let image_name = name
@@ -357,9 +366,7 @@ impl Fs {
     /// The target of a mirrored symlink, as stored (never followed by nifuse).
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         match self.node(ino)? {
-            Node::Mirror(rel) => fs::read_link(self.abs(&rel))
-                .map(|t| t.into_os_string().into_vec())
-                .map_err(|e| Error::io(format!("readlink {}", self.abs(&rel).display()), e)),
+            Node::Mirror(rel) => self.store.read_link(&rel).map(|t| t.into_vec()),
             _ => Err(Error::Invalid("not a symlink".into())),
         }
     }
@@ -388,22 +395,18 @@ impl Fs {
         }
         match node {
             Node::Mirror(rel) => {
-                let abs = self.abs(&rel);
                 let meta = self.lstat(&rel)?;
-                if meta.is_dir() {
-                    return Err(Error::IsDir(rel.display().to_string()));
+                match meta.kind {
+                    source::Kind::Dir => return Err(Error::IsDir(rel.display().to_string())),
+                    source::Kind::File => {}
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "{}: not a regular file",
+                            rel.display()
+                        )));
+                    }
                 }
-                if !meta.is_file() {
-                    return Err(Error::Invalid(format!(
-                        "{}: not a regular file",
-                        rel.display()
-                    )));
-                }
-                let file = File::options()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                    .open(&abs)
-                    .map_err(|e| Error::io(format!("opening {}", abs.display()), e))?;
+                let file = self.store.open(&rel)?;
                 Ok(plain(self.handles.insert(Handle::File(file))))
             }
             Node::Volume(rel, k, v) => {
@@ -469,8 +472,8 @@ impl Fs {
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<()> {
         match &*self.handles.get(fh)? {
-            Handle::File(file) => crate::read::with_buffer(size as usize, |buf| {
-                let n = pread_full(file, offset, buf)
+            Handle::File(file) => read::with_buffer(size as usize, |buf| {
+                let n = pread_full(file.as_ref(), offset, buf)
                     .map_err(|e| Error::io(format!("reading handle {fh}"), e))?;
                 sink(&buf[..n]);
                 Ok(())
@@ -480,7 +483,7 @@ impl Fs {
                     .images
                     .known(Path::new(&v.image.name))
                     .is_some_and(|img| Arc::ptr_eq(&img, &v.image));
-                crate::read::read_volume(&self.caches, v, current, offset, size, sink)
+                read::read_volume(&self.caches, v, current, offset, size, sink)
             }
             Handle::Stats(bytes) => {
                 sink(slice_at(bytes, offset, size));
@@ -533,7 +536,7 @@ impl Fs {
 
     /// The JSON of `.nifuse/stats`.
     pub fn stats_json(&self) -> String {
-        crate::stats::render(&self.images.all(), &self.caches)
+        stats::render(&self.images.all(), &self.caches)
     }
 }
 

@@ -7,8 +7,7 @@
 //! placement rules of `index.rs` to every block boundary it passes, collecting
 //! new checkpoints in `pending` for the owner to merge into the index.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::source::ByteSource;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,7 +25,7 @@ const TAIL_VERIFY: u64 = 128 * 1024;
 
 /// What a cursor needs from its owner while it runs (no locks held).
 pub struct Ctx<'a> {
-    pub file: &'a File,
+    pub file: &'a dyn ByteSource,
     pub file_len: u64,
     pub rules: &'a Rules,
     pub inflated: &'a AtomicU64,
@@ -79,10 +78,10 @@ pub struct Cursor {
 }
 
 /// Read as many bytes as possible at `pos` (short only at end of file).
-pub fn read_full_at(file: &File, mut pos: u64, buf: &mut [u8]) -> Result<usize, GzError> {
+pub fn read_full_at(file: &dyn ByteSource, mut pos: u64, buf: &mut [u8]) -> Result<usize, GzError> {
     let mut n = 0;
     while n < buf.len() {
-        match file.read_at(&mut buf[n..], pos) {
+        match file.read_at(pos, &mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => {
                 n += k;
