@@ -28,6 +28,10 @@ pub enum Error {
     /// An extended attribute that this entry does not have.
     #[error("{0}: no such attribute")]
     NoAttr(String),
+    /// An extended-attribute namespace nifuse does not have (only `user.`
+    /// exists): answering so makes `ls` stop asking for SELinux labels and ACLs.
+    #[error("{0}: only user.* attributes exist here")]
+    NotSupported(String),
     /// The caller's buffer is too small for the reply (xattr protocol).
     #[error("reply of {0} bytes does not fit the caller's buffer")]
     Range(usize),
@@ -73,6 +77,7 @@ impl Error {
             Error::ReadOnly(_) => libc::EROFS,
             Error::Invalid(_) => libc::EINVAL,
             Error::NoAttr(_) => libc::ENODATA,
+            Error::NotSupported(_) => libc::EOPNOTSUPP,
             Error::Range(_) => libc::ERANGE,
             Error::BadHandle(_) => libc::EBADF,
             Error::Access(_) => libc::EACCES,
@@ -85,9 +90,11 @@ impl Error {
     /// How loudly a failed request should be logged.
     pub fn log_level(&self) -> log::Level {
         match self {
-            Error::NotFound(_) | Error::NoAttr(_) | Error::Range(_) | Error::Stale(_) => {
-                log::Level::Debug
-            }
+            Error::NotFound(_)
+            | Error::NoAttr(_)
+            | Error::NotSupported(_)
+            | Error::Range(_)
+            | Error::Stale(_) => log::Level::Debug,
             Error::NotDir(_)
             | Error::IsDir(_)
             | Error::ReadOnly(_)

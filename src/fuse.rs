@@ -153,22 +153,16 @@ pub fn mount(fs: Arc<Fs>, mountpoint: &Path, spec: &MountSpec) -> std::io::Resul
     Ok(Mounted { session })
 }
 
-/// Asks for large requests (the kernel derives `max_pages` from these), for
-/// readdirplus (so `ls -l` gets attributes with the listing) and for kernel
-/// handling of POSIX ACLs (so "no ACL" is cached per inode between listings).
+/// Asks for large requests (the kernel derives `max_pages` from these) and
+/// for readdirplus (so `ls -l` gets attributes with the listing).
 fn kernel_config(config: &mut KernelConfig) {
     let plus = fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO;
     if let Err(missing) = config.add_capabilities(plus) {
         log::info!("kernel lacks {missing:?}; listings use plain readdir");
     }
-    // With POSIX ACL support the kernel caches "no ACL" per inode, so
-    // system.posix_acl_access (which `ls -l` asks of every file) reaches the
-    // daemon once per inode until its entry is refreshed. A readdirplus
-    // listing refreshes every entry, so `ls -l` of a whole directory still
-    // asks each time (measured: two requests per file, with security.selinux).
-    if let Err(missing) = config.add_capabilities(fuser::InitFlags::FUSE_POSIX_ACL) {
-        log::info!("kernel lacks {missing:?}; ACL lookups reach the daemon");
-    }
+    // No FUSE_POSIX_ACL: nifuse has no ACLs, and with that capability the
+    // kernel would ask the daemon for them in every permission check (where
+    // the EOPNOTSUPP of section 4 would then fail the access itself).
     if let Err(max) = config.set_max_readahead(MAX_REQUEST) {
         let _ = config.set_max_readahead(max);
     }

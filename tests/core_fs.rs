@@ -198,7 +198,7 @@ fn volume_directories_names_widths_and_sizes() {
     let f = s.fs(Mode::Fill);
     let ad = walk(&f, "a.nii.d");
     let listing = list(&f, ad);
-    let expected: Vec<String> = [".", ".."]
+    let expected: Vec<String> = [".", "..", "x", "y", "z", "a.nii"]
         .iter()
         .map(|s| s.to_string())
         .chain((0..7).map(|k| format!("vol_{k:04}.nii")))
@@ -207,10 +207,19 @@ fn volume_directories_names_widths_and_sizes() {
         .iter()
         .map(|e| e.name.to_string_lossy().into_owned())
         .collect();
-    assert_eq!(in_order, expected, "volumes listed in order");
+    assert_eq!(
+        in_order, expected,
+        "slice dirs, the whole image, then volumes in order"
+    );
     assert_eq!(listing[0].ino, ad);
     assert_eq!(listing[1].ino, ROOT);
-    for (k, e) in listing[2..].iter().enumerate() {
+    for e in &listing[2..5] {
+        assert_eq!(e.kind, Kind::Dir, "{:?}", e.name);
+        assert_eq!(f.lookup(ad, &e.name).unwrap().attr.ino, e.ino);
+    }
+    let whole = f.lookup(ad, OsStr::new("a.nii")).unwrap();
+    assert_eq!(whole.attr.size, (352 + 7 * VOL) as u64, "the whole image");
+    for (k, e) in listing[6..].iter().enumerate() {
         assert_eq!(e.kind, Kind::File);
         let entry = f.lookup(ad, &e.name).unwrap();
         assert_eq!(entry.attr.ino, e.ino, "vol {k}: readdir and lookup agree");
@@ -229,7 +238,15 @@ fn volume_directories_names_widths_and_sizes() {
         "vol_00001.nii",
         "vol_0001",
         "vol_000a.nii",
-        "x",
+        "x.nii",
+        "float32",
+        "vols_0003-0002.nii",
+        "vols_0000-0007.nii",
+        "vols_000-006.nii",
+        "vols_0000-0006_step0.nii",
+        "vols_0000-0006_step01.nii",
+        "vols_0000-0006.nii.gz",
+        "a.nii.gz",
     ] {
         assert_eq!(errno(f.lookup(ad, OsStr::new(bad))), libc::ENOENT, "{bad}");
     }
@@ -241,15 +258,27 @@ fn volume_directories_names_widths_and_sizes() {
     // 10,001 volumes: five digits everywhere.
     let md = walk(&f, "many.nii.d");
     let many = list(&f, md);
-    assert_eq!(many.len(), 10_003);
+    assert_eq!(many.len(), 2 + 3 + 1 + 10_001);
     assert_eq!(
-        (many[2].name.to_str(), many[10_002].name.to_str()),
+        (many[6].name.to_str(), many[10_006].name.to_str()),
         (Some("vol_00000.nii"), Some("vol_10000.nii"))
     );
     assert!(
-        many[2..]
+        many[6..]
             .iter()
             .all(|e| e.name.len() == "vol_00000.nii".len())
+    );
+    assert_eq!(
+        f.lookup(md, OsStr::new("vols_00002-10000_step4999.nii"))
+            .unwrap()
+            .attr
+            .size,
+        352 + 3,
+        "a range with five-digit bounds: volumes 2, 5001, 10000"
+    );
+    assert_eq!(
+        errno(f.lookup(md, OsStr::new("vols_0002-0003.nii"))),
+        libc::ENOENT
     );
     assert_eq!(
         f.lookup(md, OsStr::new("vol_10000.nii")).unwrap().attr.size,
@@ -266,7 +295,7 @@ fn volume_directories_names_widths_and_sizes() {
 
     // 5D: dims 4 and 5 flattened.
     assert_eq!(
-        names(&list(&f, walk(&f, "five.nii.d")))[2..],
+        names(&list(&f, walk(&f, "five.nii.d")))[3..9],
         [
             "vol_0000.nii",
             "vol_0001.nii",
@@ -467,22 +496,36 @@ fn xattr_protocol_and_values() {
             f.getxattr(ino, OsStr::new("user.uncache"), 0).unwrap(),
             XattrValue::Size(0)
         );
-        for missing in [
-            "user.nope",
+        assert_eq!(
+            errno(f.getxattr(ino, OsStr::new("user.nope"), 0)),
+            libc::ENODATA
+        );
+        assert_eq!(
+            errno(f.getxattr(ino, OsStr::new("user.nope"), 100)),
+            libc::ENODATA
+        );
+        // Only user.* exists: other namespaces are not supported, so `ls`
+        // stops asking after the first file.
+        for other in [
             "security.selinux",
             "system.posix_acl_access",
             "trusted.x",
             "",
         ] {
+            for size in [0, 100] {
+                assert_eq!(
+                    errno(f.getxattr(ino, OsStr::new(other), size)),
+                    libc::EOPNOTSUPP,
+                    "{other:?}"
+                );
+            }
             assert_eq!(
-                errno(f.getxattr(ino, OsStr::new(missing), 0)),
-                libc::ENODATA,
-                "{missing:?}"
+                errno(f.setxattr(ino, OsStr::new(other), b"x")),
+                libc::EOPNOTSUPP
             );
             assert_eq!(
-                errno(f.getxattr(ino, OsStr::new(missing), 100)),
-                libc::ENODATA,
-                "{missing:?}"
+                errno(f.removexattr(ino, OsStr::new(other))),
+                libc::EOPNOTSUPP
             );
         }
         // listxattr: every name, NUL-terminated.
@@ -516,10 +559,39 @@ fn xattr_protocol_and_values() {
             assert!(listed.contains(&n.as_bytes()), "{n} listed");
         }
     }
+    // View files: what they hold.
+    for (path, shape, dtype, count) in [
+        ("a.nii.d/vol_0003.nii", "4,5,6", "int16", "1"),
+        ("a.nii.d/a.nii", "4,5,6,7", "int16", "7"),
+        ("a.nii.d/vols_0001-0006_step2.nii", "4,5,6,3", "int16", "3"),
+        ("a.nii.d/z/slice_0002.nii", "4,5,1,7", "int16", "7"),
+        ("a.nii.d/x/slice_0003.nii", "1,5,6,7", "int16", "7"),
+    ] {
+        let ino = walk(&f, path);
+        assert_eq!(xattr(&f, ino, "user.nifti.shape"), shape, "{path}");
+        assert_eq!(xattr(&f, ino, "user.nifti.dtype"), dtype, "{path}");
+        assert_eq!(xattr(&f, ino, "user.nifti.volumes"), count, "{path}");
+        assert_eq!(
+            errno(f.getxattr(ino, OsStr::new("user.cache_mode"), 0)),
+            libc::ENODATA
+        );
+        assert_eq!(
+            f.listxattr(ino, 100).unwrap(),
+            XattrValue::Data(b"user.nifti.shape\0user.nifti.dtype\0user.nifti.volumes\0".to_vec())
+        );
+        assert_eq!(
+            errno(f.setxattr(ino, OsStr::new("user.nifti.shape"), b"1")),
+            libc::EACCES
+        );
+        assert_eq!(
+            errno(f.getxattr(ino, OsStr::new("security.selinux"), 0)),
+            libc::EOPNOTSUPP
+        );
+    }
     // Non-image entries: no attributes at all, ENODATA (never ENOSYS).
     let others = [
         walk(&f, "notes.txt"),
-        walk(&f, "a.nii.d/vol_0000.nii"),
+        walk(&f, "a.nii.d/z"),
         ROOT,
         walk(&f, "sub"),
         walk(&f, "bad.nii"),

@@ -253,7 +253,17 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
     );
     assert_eq!(
         names(&list(&f, ad)),
-        [".", "..", "vol_0000.nii", "vol_0001.nii", "vol_0002.nii"]
+        [
+            ".",
+            "..",
+            "a.nii",
+            "vol_0000.nii",
+            "vol_0001.nii",
+            "vol_0002.nii",
+            "x",
+            "y",
+            "z"
+        ]
     );
     assert_eq!(xattr(&f, ai, "user.nifti.shape"), "8,8,8,3");
     assert_eq!(

@@ -206,7 +206,7 @@ fn daemon_memory_stays_within_the_cache_budget() {
 #[test]
 fn a_source_that_changes_shape_shows_its_new_volumes() {
     let m = Mount::mount(two_images);
-    assert_eq!(names(&m.path("a.nii.d")).len(), 10);
+    assert_eq!(volumes(&m.path("a.nii.d")).len(), 10);
     let old = fs::metadata(m.path("a.nii.d/vol_0009.nii")).unwrap().len();
     last_volume(&m, "a.nii");
     // Replaced by a 4x4x4 image with 12 volumes.
@@ -215,7 +215,7 @@ fn a_source_that_changes_shape_shows_its_new_volumes() {
     fs::rename(m.src.join(".tmp"), m.src.join("a.nii")).unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // the mirror entry's TTL
     assert_eq!(m.getfattr("a.nii", "user.nifti.volumes"), "12");
-    let vols = names(&m.path("a.nii.d"));
+    let vols = volumes(&m.path("a.nii.d"));
     assert_eq!(vols.len(), 12, "{vols:?}");
     let new = fs::metadata(m.path("a.nii.d/vol_0009.nii")).unwrap().len();
     assert_eq!((old, new), (352 + 1024, 352 + 128));

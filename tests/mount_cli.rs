@@ -28,7 +28,7 @@ fn background_mount_is_live_when_it_returns_and_umount_clears_it() {
     assert!(ok, "mount failed: {err}");
     // No waiting: the mount must already be live.
     assert!(is_mounted(&m.mnt));
-    assert_eq!(names(&m.path("scan.nii.d")).len(), 3);
+    assert_eq!(volumes(&m.path("scan.nii.d")).len(), 3);
     assert!(err.contains("mounted at"), "{err}");
     let (ok, _, err) = cmd(&["umount".as_ref(), m.mnt.as_os_str()]);
     assert!(ok, "umount: {err}");
@@ -292,7 +292,7 @@ fn threads_sets_how_many_threads_serve_requests_default_one_per_core() {
     for n in [1, 3] {
         let m = Mount::source(fill).start(&["--threads", &n.to_string()]);
         assert_eq!(request_threads(&m, n), n, "--threads {n}");
-        assert_eq!(names(&m.path("scan.nii.d")).len(), 3);
+        assert_eq!(volumes(&m.path("scan.nii.d")).len(), 3);
     }
     let cores = std::thread::available_parallelism().unwrap().get();
     let m = Mount::source(fill).start(&["-o", "threads=2"]);

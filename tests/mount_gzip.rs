@@ -61,7 +61,7 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
     })
     .start(&["--cache-mode", "unchanged"]);
     let (_, data) = image4d(32, 32, 16, 12, 8);
-    assert_eq!(names(&m.path("bold.nii.gz.d")).len(), 12);
+    assert_eq!(volumes(&m.path("bold.nii.gz.d")).len(), 12);
     assert!(
         m.stats().contains("\"index\": \"none\""),
         "no index before any read: {}",
@@ -88,7 +88,7 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
         .modified()
         .unwrap();
     let mut m = m.start(&["--cache-mode", "unchanged"]);
-    assert_eq!(names(&m.path("bold.nii.gz.d")).len(), 12);
+    assert_eq!(volumes(&m.path("bold.nii.gz.d")).len(), 12);
     assert!(
         m.stats().contains("\"index\": \"complete\""),
         "the saved index shows in stats before any read: {}",

@@ -303,7 +303,19 @@ fn check_case(r: &mut Report, m: &Mount, listing: &[String], c: &Case) {
     };
     let width = model.width();
     let mut ks: Vec<u128> = Vec::new();
-    for n in &first {
+    // Besides the volumes: the slice and float directories and the whole image.
+    let file = Path::new(name)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let lower = file.to_ascii_lowercase();
+    let stem = [".nii.gz", ".hdr.gz", ".nii", ".hdr"]
+        .iter()
+        .find(|e| lower.ends_with(*e))
+        .map_or(file, |e| &file[..file.len() - e.len()]);
+    let whole = format!("{stem}.nii");
+    let views = ["x", "y", "z", "float32", "float64", whole.as_str()];
+    for n in first.iter().filter(|n| !views.contains(&n.as_str())) {
         let digits = n.strip_prefix("vol_").and_then(|s| s.strip_suffix(".nii"));
         match digits.and_then(|d| d.parse::<u128>().ok().filter(|_| d.len() == width)) {
             Some(k) if k < model.n_vols => ks.push(k),

@@ -56,7 +56,7 @@ fn tree_mirrors_source_and_adds_volume_dirs() {
     );
     assert_eq!(names(&m.path("sub-01")), ["bold.nii.gz", "bold.nii.gz.d"]);
     let vols: Vec<String> = (0..7).map(|k| format!("vol_{k:04}.nii")).collect();
-    assert_eq!(names(&m.path("scan.nii.d")), vols);
+    assert_eq!(volumes(&m.path("scan.nii.d")), vols);
     // Mirrored entries: same bytes and sizes, no write bits, symlink kept as a symlink.
     assert_eq!(cat(&m.path("notes.txt")), b"hello\n");
     assert_eq!(
@@ -259,7 +259,7 @@ fn names_widen_past_9999_volumes() {
         )
         .unwrap();
     });
-    let v = names(&m.path("many.nii.d"));
+    let v = volumes(&m.path("many.nii.d"));
     assert_eq!(v.len(), 10_001);
     assert_eq!(
         (v[0].as_str(), v[10_000].as_str()),

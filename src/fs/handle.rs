@@ -2,8 +2,8 @@
 //!
 //! A handle pins what was opened: a directory's listing as it was at
 //! `opendir` (so paging through it is consistent), a mirrored file's
-//! descriptor, or a volume's image version (so a source rewritten while a
-//! volume is open never mixes old and new bytes within the open file).
+//! descriptor, or a view's image version (so a source rewritten while a
+//! view is open never mixes old and new bytes within the open file).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -14,6 +14,7 @@ use super::attr::Kind;
 use super::image::Image;
 use crate::error::{Error, Result};
 use crate::source::ByteSource;
+use crate::view::shape::Shape;
 
 /// The largest compressed-source volume an open handle decodes and keeps whole.
 pub const DECODE_WHOLE_LIMIT: u64 = 256 << 20;
@@ -29,42 +30,58 @@ pub struct DirEntry {
     pub kind: Kind,
 }
 
-/// An open volume file: the image version it was opened on, and for
-/// compressed sources the decoded volume, kept so that the kernel's many
-/// small reads of one volume decode it once (volumes up to
-/// [`DECODE_WHOLE_LIMIT`]; larger ones are decoded per request).
-pub struct VolumeHandle {
-    /// The image, as it was when the volume was opened.
+/// An open view file: the image version it was opened on, the view resolved
+/// against it, its header bytes, and for compressed sources the last source
+/// volumes decoded, kept so that the kernel's many small reads of one volume
+/// decode it once (volumes up to [`DECODE_WHOLE_LIMIT`]; larger ones, and
+/// the planes of slice views, are decoded per request through the index).
+pub struct ViewHandle {
+    /// The image, as it was when the view was opened.
     pub image: Arc<Image>,
-    /// The volume number.
-    pub k: u64,
-    decoded: Mutex<Option<Arc<Vec<u8>>>>,
+    /// The view.
+    pub shape: Shape,
+    /// The header bytes the file starts with.
+    pub header: Vec<u8>,
+    decoded: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
 }
 
-impl VolumeHandle {
-    /// A handle on volume `k` of `image`.
-    pub fn new(image: Arc<Image>, k: u64) -> VolumeHandle {
-        VolumeHandle {
+/// How many decoded source volumes an open view keeps.
+const DECODED_KEPT: usize = 2;
+
+impl ViewHandle {
+    /// A handle on `shape` of `image`, whose file starts with `header`.
+    pub fn new(image: Arc<Image>, shape: Shape, header: Vec<u8>) -> ViewHandle {
+        ViewHandle {
             image,
-            k,
-            decoded: Mutex::new(None),
+            shape,
+            header,
+            decoded: Mutex::new(Vec::new()),
         }
     }
 
-    /// The decoded bytes of this volume, decoding them on first use.
-    pub fn decoded(&self) -> Result<Arc<Vec<u8>>> {
-        let mut slot = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(bytes) = slot.as_ref() {
-            return Ok(bytes.clone());
+    /// The size of the file.
+    pub fn file_size(&self) -> u64 {
+        (self.header.len() as u64).saturating_add(self.shape.data_len())
+    }
+
+    /// The decoded bytes of source volume `k`, decoding them on first use.
+    pub fn decoded(&self, k: u64) -> Result<Arc<Vec<u8>>> {
+        let mut kept = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = kept.iter().position(|(v, _)| *v == k) {
+            let hit = kept.remove(i);
+            let bytes = hit.1.clone();
+            kept.push(hit);
+            return Ok(bytes);
         }
-        let range =
-            self.image.layout.vol_source_range(self.k).ok_or_else(|| {
-                Error::NotFound(format!("{}: volume {}", self.image.name, self.k))
-            })?;
+        let range = self
+            .image
+            .layout
+            .vol_source_range(k)
+            .ok_or_else(|| Error::NotFound(format!("{}: volume {k}", self.image.name)))?;
         let too_big = || {
             Error::Data(format!(
-                "{}: volume {} is too large to hold in memory",
-                self.image.name, self.k
+                "{}: volume {k} is too large to hold in memory",
+                self.image.name
             ))
         };
         let len = usize::try_from(range.end - range.start).map_err(|_| too_big())?;
@@ -73,7 +90,10 @@ impl VolumeHandle {
         buf.resize(len, 0);
         self.image.data.read_exact_at(range.start, &mut buf)?;
         let bytes = Arc::new(buf);
-        *slot = Some(bytes.clone());
+        if kept.len() >= DECODED_KEPT {
+            kept.remove(0);
+        }
+        kept.push((k, bytes.clone()));
         Ok(bytes)
     }
 }
@@ -84,10 +104,10 @@ pub enum Handle {
     Dir(Vec<DirEntry>),
     /// A mirrored source file.
     File(Arc<dyn ByteSource>),
-    /// A volume file.
-    Volume(VolumeHandle),
-    /// `.nifuse/stats`, with its contents fixed at open.
-    Stats(Vec<u8>),
+    /// A view file.
+    View(ViewHandle),
+    /// A file whose contents were fixed at open (`.nifuse/stats`, sidecars).
+    Bytes(Vec<u8>),
     /// `.nifuse/drop_caches`, open for writing.
     DropCaches,
 }
@@ -129,10 +149,10 @@ impl Handles {
         self.lock().remove(&fh)
     }
 
-    /// Whether any open volume handle belongs to an image for which `pred` holds.
-    pub fn any_volume(&self, pred: impl Fn(&VolumeHandle) -> bool) -> bool {
+    /// Whether any open view handle belongs to an image for which `pred` holds.
+    pub fn any_view(&self, pred: impl Fn(&ViewHandle) -> bool) -> bool {
         self.lock()
             .values()
-            .any(|h| matches!(&**h, Handle::Volume(v) if pred(v)))
+            .any(|h| matches!(&**h, Handle::View(v) if pred(v)))
     }
 }

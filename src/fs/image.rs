@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::nifti::{FormatError, ImageLayout};
+use crate::nifti::{FormatError, ImageLayout, Version as NiftiVersion};
 use crate::source::local::LocalStore;
 use crate::source::{self, ByteSource, DataFile, Meta, Store, Version};
+use crate::view::names::Catalog;
 
 /// The largest header-plus-extensions block nifuse reads to parse an image.
 const MAX_HEAD: u64 = 64 << 20;
@@ -85,28 +86,36 @@ pub struct Image {
     /// Which version of the source this is, within one mount (set by the
     /// registry; part of the inode identity of `NAME.d` and its volumes).
     pub version: u64,
+    /// The names of its views, as far as the header decides them.
+    pub catalog: Catalog,
 }
 
-impl Image {
-    /// Width of the volume numbers in this image's `vol_K.nii` names.
-    pub fn name_width(&self) -> usize {
-        let last = self.layout.n_vols().saturating_sub(1);
-        last.to_string().len().max(4)
-    }
-
-    /// The file name of volume `k`.
-    pub fn volume_name(&self, k: u64) -> String {
-        format!("vol_{k:0width$}.nii", width = self.name_width())
-    }
-
-    /// The volume number named by `name`, if it is one of this image's volume names.
-    pub fn parse_volume_name(&self, name: &str) -> Option<u64> {
-        let digits = name.strip_prefix("vol_")?.strip_suffix(".nii")?;
-        if digits.len() != self.name_width() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+/// The image file name without its NIfTI extension (`.nii`, `.nii.gz`,
+/// `.hdr`, `.hdr.gz`, `.img`, `.img.gz`, any case): the `STEM` of
+/// `STEM.nii`, `STEM.bval`, `STEM.json`.
+pub fn stem(file_name: &str) -> &str {
+    let lower = file_name.to_ascii_lowercase();
+    for ext in [".nii.gz", ".hdr.gz", ".img.gz", ".nii", ".hdr", ".img"] {
+        if lower.ends_with(ext) && file_name.len() > ext.len() {
+            return &file_name[..file_name.len() - ext.len()];
         }
-        let k: u64 = digits.parse().ok()?;
-        (k < self.layout.n_vols()).then_some(k)
+    }
+    file_name
+}
+
+/// The header-given part of the view names of an image called `file_name`.
+fn catalog(layout: &ImageLayout, file_name: &str) -> Catalog {
+    let max_count = match layout.header().version() {
+        NiftiVersion::Nifti1 => i16::MAX as u64,
+        NiftiVersion::Nifti2 => i64::MAX as u64,
+    };
+    Catalog {
+        n_vols: layout.n_vols(),
+        dims: layout.vol_dims(),
+        stem: stem(file_name).to_string(),
+        floats: false,
+        max_count,
+        ..Catalog::default()
     }
 }
 
@@ -210,7 +219,12 @@ pub fn probe(
         starts,
         index_dir,
     );
+    let listed_name = Path::new(name)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(file_name);
     Ok(Image {
+        catalog: catalog(&layout, listed_name),
         name: name.to_string(),
         header_path: path.to_path_buf(),
         header_meta: meta,

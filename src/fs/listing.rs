@@ -13,6 +13,20 @@ use super::image;
 use super::tree::{CONTROL_DIR, Control, Node, ROOT_INO};
 use super::{Entry, Fs};
 use crate::error::{Error, Result};
+use crate::view::names::Entry as Named;
+use crate::view::{Dir, Selection, View};
+
+/// The directory a view's file is in.
+fn view_dir(view: View) -> Dir {
+    let axis = match view.selection {
+        Selection::Slice { axis, .. } => Some(axis),
+        _ => None,
+    };
+    Dir {
+        output: view.output,
+        axis,
+    }
+}
 
 impl Fs {
     /// Opens directory `ino`, fixing its listing for the life of the handle.
@@ -32,17 +46,21 @@ impl Fs {
         ];
         match &node {
             Node::Mirror(rel) => self.list_mirror(rel, &mut entries)?,
-            Node::ImageDir(rel, v) => {
+            Node::ImageDir(rel, v, dir) => {
                 let image = self.image_version(rel, *v)?;
-                for k in 0..image.layout.n_vols() {
-                    let name = image.volume_name(k);
-                    let ino = self.inodes.ino(&Node::Volume(rel.clone(), k, *v));
+                let catalog = self.catalog(rel, &image);
+                catalog.list(*dir, &mut |name, named| {
+                    let kind = match named {
+                        Named::Dir(_) => Kind::Dir,
+                        Named::View(_) | Named::Sidecar(..) => Kind::File,
+                    };
+                    let ino = self.inodes.ino(&self.named_node(rel, &image, named));
                     entries.push(DirEntry {
                         ino,
                         name: name.into(),
-                        kind: Kind::File,
+                        kind,
                     });
-                }
+                });
             }
             Node::ControlDir => {
                 for c in Control::ALL {
@@ -54,7 +72,7 @@ impl Fs {
                     });
                 }
             }
-            Node::Volume(..) | Node::ControlFile(_) => {
+            Node::View(..) | Node::Sidecar(..) | Node::ControlFile(_) => {
                 return Err(Error::NotDir(format!("inode {ino}")));
             }
         }
@@ -63,11 +81,16 @@ impl Fs {
 
     fn parent_ino(&self, node: &Node) -> u64 {
         let parent = match node {
-            Node::Mirror(rel) | Node::ImageDir(rel, _) => match rel.parent() {
+            Node::ImageDir(rel, v, dir) if *dir != Dir::TOP => {
+                Node::ImageDir(rel.clone(), *v, dir.parent().unwrap_or(Dir::TOP))
+            }
+            Node::Mirror(rel) | Node::ImageDir(rel, ..) => match rel.parent() {
                 Some(p) => Node::Mirror(p.to_path_buf()),
                 None => return ROOT_INO,
             },
-            Node::Volume(rel, _, v) => Node::ImageDir(rel.clone(), *v),
+            Node::View(rel, v, _, view) | Node::Sidecar(rel, v, _, view, _) => {
+                Node::ImageDir(rel.clone(), *v, view_dir(*view))
+            }
             Node::ControlDir => return ROOT_INO,
             Node::ControlFile(_) => Node::ControlDir,
         };
@@ -104,7 +127,9 @@ impl Fs {
             let Some(image) = self.image_at(&child) else {
                 continue;
             };
-            let ino = self.inodes.ino(&Node::ImageDir(child, image.version));
+            let ino = self
+                .inodes
+                .ino(&Node::ImageDir(child, image.version, Dir::TOP));
             out.push(DirEntry {
                 ino,
                 name: dname,

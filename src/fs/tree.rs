@@ -1,8 +1,9 @@
 //! The virtual tree's nodes and their inode numbers.
 //!
 //! Every entry the mount shows is a [`Node`]: a mirrored source entry, the
-//! `NAME.d` directory of an image, one of its volumes, or a control file under
-//! `.nifuse`. The [`InodeTable`] hands out one number per node, the first
+//! `NAME.d` directory of an image or one of its subdirectories, a view file
+//! in them (a volume, a range, the whole image, a slice), a sidecar file, or
+//! a control file under `.nifuse`. The [`InodeTable`] hands out one number per node, the first
 //! time the node is seen, and keeps it for the life of the mount, so inode
 //! numbers are stable while the source is unchanged. It also counts the
 //! kernel's lookups so that forgetting an image's last inode can be noticed.
@@ -13,6 +14,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+use crate::view::names::Sidecar;
+use crate::view::{Dir, View};
 
 /// The reserved name of the control directory at the mount's root.
 pub const CONTROL_DIR: &str = ".nifuse";
@@ -52,12 +56,18 @@ impl Control {
 pub enum Node {
     /// A directory, file or symlink of SOURCE at this relative path ("" is the root).
     Mirror(PathBuf),
-    /// `NAME.d` of version `v` of the image at this relative path. Each new
-    /// version of a source file gets new inodes, so the kernel never mixes
-    /// cached pages of two versions.
-    ImageDir(PathBuf, u64),
-    /// Volume `k` of version `v` of the image at this relative path: `(path, k, v)`.
-    Volume(PathBuf, u64, u64),
+    /// `NAME.d` (or, for another [`Dir`], one of its subdirectories) of
+    /// version `v` of the image at this relative path: `(path, v, dir)`. Each
+    /// new version of a source file gets new inodes, so the kernel never
+    /// mixes cached pages of two versions.
+    ImageDir(PathBuf, u64, Dir),
+    /// A view file of version `v` of the image: `(path, v, s, view)`, where
+    /// `s` is the version of the image's diffusion sidecars for views chosen
+    /// by them (`b0.nii`, shells) and 0 for every other view.
+    View(PathBuf, u64, u64, View),
+    /// A sidecar file (`.bval`, `.bvec`, `.json`) of a view: `(path, v, s,
+    /// view, kind)`, `s` the version of the sidecars it is made from.
+    Sidecar(PathBuf, u64, u64, View, Sidecar),
     /// The `.nifuse` directory.
     ControlDir,
     /// A file in `.nifuse`.
@@ -68,7 +78,9 @@ impl Node {
     /// The source path whose references this node counts toward.
     fn source_path(&self) -> Option<&Path> {
         match self {
-            Node::Mirror(p) | Node::ImageDir(p, _) | Node::Volume(p, ..) => Some(p),
+            Node::Mirror(p) | Node::ImageDir(p, ..) | Node::View(p, ..) | Node::Sidecar(p, ..) => {
+                Some(p)
+            }
             Node::ControlDir | Node::ControlFile(_) => None,
         }
     }
@@ -189,21 +201,26 @@ fn index(ino: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::{Output, Selection};
+
+    fn vol(k: u64, v: u64) -> Node {
+        let view = View {
+            selection: Selection::Volume(k),
+            output: Output::Stored,
+        };
+        Node::View("a".into(), v, 0, view)
+    }
 
     #[test]
     fn numbers_are_stable_and_distinct() {
         let t = InodeTable::new();
         let a = t.ino(&Node::Mirror("a".into()));
-        let b = t.ino(&Node::Volume("a".into(), 3, 1));
+        let b = t.ino(&vol(3, 1));
         assert_ne!(a, b);
         assert_ne!(a, ROOT_INO);
         assert_eq!(t.ino(&Node::Mirror("a".into())), a);
-        assert_eq!(t.node(b), Some(Node::Volume("a".into(), 3, 1)));
-        assert_ne!(
-            t.ino(&Node::Volume("a".into(), 3, 2)),
-            b,
-            "a new version is a new inode"
-        );
+        assert_eq!(t.node(b), Some(vol(3, 1)));
+        assert_ne!(t.ino(&vol(3, 2)), b, "a new version is a new inode");
         assert_eq!(t.node(ROOT_INO), Some(Node::Mirror(PathBuf::new())));
         assert_eq!(t.node(0), None);
         assert_eq!(t.node(999), None);
@@ -212,8 +229,16 @@ mod tests {
     #[test]
     fn forgetting_the_last_lookup_reports_the_node() {
         let t = InodeTable::new();
-        let v = Node::Volume("img.nii".into(), 0, 1);
-        let d = Node::ImageDir("img.nii".into(), 1);
+        let v = Node::View(
+            "img.nii".into(),
+            1,
+            0,
+            View {
+                selection: Selection::Volume(0),
+                output: Output::Stored,
+            },
+        );
+        let d = Node::ImageDir("img.nii".into(), 1, Dir::TOP);
         let ino = t.lookup(&v);
         t.lookup(&v);
         let dino = t.lookup(&d);

@@ -1,6 +1,12 @@
-//! Extended attributes of image entries (`NAME` and `NAME.d`), with the FUSE
-//! xattr protocol: a size-0 request asks for the length, too small a buffer is
-//! ERANGE, a missing name is ENODATA, and nothing is ever ENOSYS.
+//! Extended attributes, with the FUSE xattr protocol: a size-0 request asks
+//! for the length, too small a buffer is ERANGE, a missing name is ENODATA,
+//! and nothing is ever ENOSYS.
+//!
+//! Only `user.` names exist. An image's entry `NAME` and its `NAME.d` have
+//! the cache controls and the image's `user.nifti.*`; every view file has
+//! the `user.nifti.*` of what it holds. Any other namespace (`security.`,
+//! `system.`, `trusted.`) answers EOPNOTSUPP, which makes `ls -l` stop
+//! asking this mount for SELinux labels and ACLs after the first file.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -10,6 +16,8 @@ use super::Fs;
 use super::image::Image;
 use super::tree::Node;
 use crate::error::{Error, Result};
+use crate::view::shape::Shape;
+use crate::view::{Output, Selection};
 
 /// The answer to `getxattr`/`listxattr`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +38,9 @@ pub const NAMES: [&str; 6] = [
     "user.nifti.volumes",
 ];
 
+/// The attributes of view files: what the file holds.
+pub const VIEW_NAMES: [&str; 3] = ["user.nifti.shape", "user.nifti.dtype", "user.nifti.volumes"];
+
 /// Applies the size protocol to a value.
 fn sized(value: Vec<u8>, size: u32) -> Result<XattrValue> {
     let len = u32::try_from(value.len()).map_err(|_| Error::Range(value.len()))?;
@@ -42,34 +53,104 @@ fn sized(value: Vec<u8>, size: u32) -> Result<XattrValue> {
     }
 }
 
+/// Refuses names outside the `user.` namespace.
+fn user_name(name: &OsStr) -> Result<&str> {
+    match name.to_str() {
+        Some(n) if n.starts_with("user.") => Ok(n),
+        _ => Err(Error::NotSupported(name.to_string_lossy().into_owned())),
+    }
+}
+
+/// What an inode's attributes describe.
+enum Subject {
+    /// `NAME` or `NAME.d`: the image, with its cache.
+    Image(PathBuf, Arc<Image>),
+    /// A view file.
+    View(Arc<Image>, Shape),
+    /// Anything else: no attributes.
+    Nothing,
+}
+
+/// `shape`, `dtype` and `volumes` of a view, as its `user.nifti.*` say them.
+fn view_info(image: &Image, shape: &Shape) -> (String, String, String) {
+    let layout = &image.layout;
+    let count = shape.volumes.count();
+    let [dx, dy, dz] = layout.vol_dims();
+    let mut dims: Vec<u64> = vec![dx, dy, dz];
+    match shape.plane {
+        Some((axis, _)) => {
+            dims[axis.index()] = 1;
+            dims.extend(layout.shape().iter().skip(3).map(|&d| d.max(0) as u64));
+        }
+        None => match shape.view.selection {
+            Selection::Volume(_) => {}
+            Selection::Whole => {
+                dims.extend(layout.shape().iter().skip(3).map(|&d| d.max(0) as u64))
+            }
+            _ => dims.push(count),
+        },
+    }
+    let dtype = match shape.view.output {
+        Output::Stored => layout.dtype().name,
+        Output::Float32 => "float32",
+        Output::Float64 => "float64",
+    };
+    let text = dims
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    (text, dtype.to_string(), count.to_string())
+}
+
 impl Fs {
-    /// The image an inode stands for (`NAME` or `NAME.d`), if it is an image entry.
-    fn xattr_image(&self, ino: u64) -> Result<Option<(PathBuf, Arc<Image>)>> {
-        let node = self.node_of(ino)?;
-        let rel = match node {
-            Node::Mirror(rel) | Node::ImageDir(rel, _) => rel,
-            Node::Volume(..) | Node::ControlDir | Node::ControlFile(_) => return Ok(None),
-        };
-        Ok(self.image_at(&rel).map(|img| (rel, img)))
+    /// What the attributes of inode `ino` describe.
+    fn subject(&self, ino: u64) -> Result<Subject> {
+        Ok(match self.node_of(ino)? {
+            Node::Mirror(rel) | Node::ImageDir(rel, _, crate::view::Dir::TOP) => {
+                match self.image_at(&rel) {
+                    Some(img) => Subject::Image(rel, img),
+                    None => Subject::Nothing,
+                }
+            }
+            Node::View(rel, v, s, view) => {
+                let (image, shape) = self.view_shape(&rel, v, s, view)?;
+                Subject::View(image, shape)
+            }
+            Node::ImageDir(..) | Node::Sidecar(..) | Node::ControlDir | Node::ControlFile(_) => {
+                Subject::Nothing
+            }
+        })
     }
 
     /// `getxattr(ino, name)` with a caller buffer of `size` bytes.
     pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrValue> {
-        let missing = || Error::NoAttr(name.to_string_lossy().into_owned());
-        let (rel, image) = self.xattr_image(ino)?.ok_or_else(missing)?;
-        let layout = &image.layout;
-        let value = match name.to_str().ok_or_else(missing)? {
-            "user.cache_mode" => self.cache_mode(&rel).as_str().to_string(),
-            "user.in_memory" => if self.in_memory(&rel) { "1" } else { "0" }.to_string(),
-            "user.uncache" => String::new(),
-            "user.nifti.shape" => layout
+        let name = user_name(name)?;
+        let missing = || Error::NoAttr(name.to_string());
+        let value = match (self.subject(ino)?, name) {
+            (Subject::Image(rel, _), "user.cache_mode") => self.cache_mode(&rel).as_str().into(),
+            (Subject::Image(rel, _), "user.in_memory") => {
+                if self.in_memory(&rel) { "1" } else { "0" }.to_string()
+            }
+            (Subject::Image(..), "user.uncache") => String::new(),
+            (Subject::Image(_, image), "user.nifti.shape") => image
+                .layout
                 .shape()
                 .iter()
                 .map(i64::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
-            "user.nifti.dtype" => layout.dtype().name.to_string(),
-            "user.nifti.volumes" => layout.n_vols().to_string(),
+            (Subject::Image(_, image), "user.nifti.dtype") => image.layout.dtype().name.into(),
+            (Subject::Image(_, image), "user.nifti.volumes") => image.layout.n_vols().to_string(),
+            (Subject::View(image, shape), n) => {
+                let (dims, dtype, count) = view_info(&image, &shape);
+                match n {
+                    "user.nifti.shape" => dims,
+                    "user.nifti.dtype" => dtype,
+                    "user.nifti.volumes" => count,
+                    _ => return Err(missing()),
+                }
+            }
             _ => return Err(missing()),
         };
         sized(value.into_bytes(), size)
@@ -77,24 +158,24 @@ impl Fs {
 
     /// `listxattr(ino)` with a caller buffer of `size` bytes.
     pub fn listxattr(&self, ino: u64, size: u32) -> Result<XattrValue> {
+        let names: &[&str] = match self.subject(ino)? {
+            Subject::Image(..) => &NAMES,
+            Subject::View(..) => &VIEW_NAMES,
+            Subject::Nothing => &[],
+        };
         let mut list = Vec::new();
-        if self.xattr_image(ino)?.is_some() {
-            for name in NAMES {
-                list.extend_from_slice(name.as_bytes());
-                list.push(0);
-            }
+        for name in names {
+            list.extend_from_slice(name.as_bytes());
+            list.push(0);
         }
         sized(list, size)
     }
 
     /// `setxattr(ino, name, value)`: `user.cache_mode` and `user.uncache` only.
     pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8]) -> Result<()> {
-        let shown = name.to_string_lossy().into_owned();
-        let Some((rel, image)) = self.xattr_image(ino)? else {
-            return Err(Error::ReadOnly(shown));
-        };
-        match name.to_str() {
-            Some("user.cache_mode") => {
+        let name = user_name(name)?;
+        match (self.subject(ino)?, name) {
+            (Subject::Image(rel, image), "user.cache_mode") => {
                 let text = String::from_utf8_lossy(value);
                 let mode = text
                     .trim_end_matches(['\n', '\0'])
@@ -103,23 +184,32 @@ impl Fs {
                 self.set_cache_mode(&rel, &image, mode);
                 Ok(())
             }
-            Some("user.uncache") => {
+            (Subject::Image(rel, _), "user.uncache") => {
                 self.uncache(&rel);
                 Ok(())
             }
-            Some(n) if NAMES.contains(&n) => Err(Error::Access(format!("{n} is read-only"))),
-            _ => Err(Error::ReadOnly(shown)),
+            (Subject::Image(..), n) if NAMES.contains(&n) => {
+                Err(Error::Access(format!("{n} is read-only")))
+            }
+            (Subject::View(..), n) if VIEW_NAMES.contains(&n) => {
+                Err(Error::Access(format!("{n} is read-only")))
+            }
+            _ => Err(Error::ReadOnly(name.to_string())),
         }
     }
 
     /// `removexattr`: nothing can be removed.
     pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
-        match self.xattr_image(ino)? {
-            Some(_) if name.to_str().is_some_and(|n| NAMES.contains(&n)) => Err(Error::Access(
-                format!("{} cannot be removed", name.to_string_lossy()),
-            )),
-            _ => Err(Error::NoAttr(name.to_string_lossy().into_owned())),
+        let name = user_name(name)?;
+        let exists = match self.subject(ino)? {
+            Subject::Image(..) => NAMES.contains(&name),
+            Subject::View(..) => VIEW_NAMES.contains(&name),
+            Subject::Nothing => false,
+        };
+        if exists {
+            return Err(Error::Access(format!("{name} cannot be removed")));
         }
+        Err(Error::NoAttr(name.to_string()))
     }
 }
 
@@ -137,6 +227,23 @@ mod tests {
         assert_eq!(
             sized(b"fill".to_vec(), 3).unwrap_err().errno(),
             libc::ERANGE
+        );
+    }
+
+    #[test]
+    fn only_the_user_namespace_exists() {
+        for name in [
+            "security.selinux",
+            "system.posix_acl_access",
+            "trusted.x",
+            "userx",
+        ] {
+            let e = user_name(OsStr::new(name)).unwrap_err();
+            assert_eq!(e.errno(), libc::EOPNOTSUPP, "{name}");
+        }
+        assert_eq!(
+            user_name(OsStr::new("user.cache_mode")).unwrap(),
+            "user.cache_mode"
         );
     }
 }

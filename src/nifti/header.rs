@@ -203,6 +203,38 @@ impl Header {
         }
     }
 
+    /// The field called `name` in this header's table (nibabel's names).
+    pub fn field(&self, name: &str) -> Option<Field> {
+        self.table()
+            .all
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+    }
+
+    /// Element `i` of the field called `name`, as `f64`; `None` if there is no such element.
+    pub fn get(&self, name: &str, i: usize) -> Option<f64> {
+        let f = self.field(name).filter(|f| i < f.count)?;
+        Some(self.float(f, i))
+    }
+
+    /// Stores `v` into element `i` of the field called `name`, in the field's
+    /// own type and byte order (`f32` fields get `v` rounded to `f32`; integer
+    /// fields get it truncated and saturated). Returns false if there is no such element.
+    pub fn set(&mut self, name: &str, i: usize, v: f64) -> bool {
+        let Some(f) = self.field(name).filter(|f| i < f.count) else {
+            return false;
+        };
+        let at = f.offset + i * f.kind.size();
+        let big = self.big_endian;
+        match f.kind {
+            Kind::F32 => write_le(&mut self.bytes, at, (v as f32).to_le_bytes(), big),
+            Kind::F64 => write_le(&mut self.bytes, at, v.to_le_bytes(), big),
+            _ => self.put_int(f, i, v as i64),
+        }
+        true
+    }
+
     /// Element `i` of an integer field (float fields are truncated toward zero).
     fn int(&self, f: Field, i: usize) -> i64 {
         let at = f.offset + i * f.kind.size();

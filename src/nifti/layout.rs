@@ -36,6 +36,9 @@ pub struct ImageLayout {
     data_offset: u64,
     vol_bytes: u64,
     n_vols: u64,
+    sizes: [u64; 8],
+    extender: [u8; 4],
+    extensions: Vec<Extension>,
     vol_header: Vec<u8>,
     vol_file_size: u64,
 }
@@ -90,7 +93,20 @@ impl ImageLayout {
         }
         .ok_or(FormatError::NeedMore(data_offset))?;
         let extensions = parse_extensions(after_header, header.big_endian())?;
-        let vol_header = volume_header(&header, after_header, &extensions)?;
+        let extender: [u8; 4] = match extensions.is_empty() {
+            true => [0; 4],
+            false => after_header
+                .get(..4)
+                .and_then(|e| e.try_into().ok())
+                .unwrap_or_default(),
+        };
+        let vol_header = build_header(&header, extender, &extensions, false, |h| {
+            let d = h.dims();
+            h.set_dims([3, d[1], d[2], d[3], 1, 1, 1, 1]);
+            if h.intent_code() == INTENT_TIME_SERIES {
+                h.set_intent_code(0);
+            }
+        })?;
         let vol_file_size = u64::try_from(vol_header.len())
             .ok()
             .and_then(|h| h.checked_add(vol_bytes))
@@ -102,9 +118,47 @@ impl ImageLayout {
             data_offset,
             vol_bytes,
             n_vols,
+            sizes,
+            extender,
+            extensions,
             vol_header,
             vol_file_size,
         })
+    }
+
+    /// `dim[1..=3]`: the voxels of one volume along x, y and z.
+    pub fn vol_dims(&self) -> [u64; 3] {
+        [self.sizes[1], self.sizes[2], self.sizes[3]]
+    }
+
+    /// Bytes per voxel (`bitpix / 8`; every datatype with volume files has whole bytes).
+    pub fn bytes_per_voxel(&self) -> u64 {
+        u64::from(self.dtype.bits / 8)
+    }
+
+    /// The header's extensions, in file order, raw.
+    pub fn extensions(&self) -> &[Extension] {
+        &self.extensions
+    }
+
+    /// The length of a view header built from this image's header
+    /// ([`build_header`]): header, extender and extensions (AFNI's only if
+    /// `keep_afni`), padded to a multiple of 16.
+    pub fn header_len(&self, keep_afni: bool) -> u64 {
+        let kept: u64 = self
+            .extensions
+            .iter()
+            .filter(|e| keep_afni || e.code != ECODE_AFNI)
+            .map(|e| e.raw.len() as u64)
+            .sum();
+        // Every extension is at least 16 bytes, so some are kept iff `kept > 0`.
+        let extender = if kept > 0 { 4 } else { 0 };
+        (self.header.len() as u64 + extender + kept).next_multiple_of(16)
+    }
+
+    /// The 4 extender bytes after the header (zeros when there are no extensions).
+    pub fn extender(&self) -> [u8; 4] {
+        self.extender
     }
 
     pub fn header(&self) -> &Header {
@@ -241,23 +295,23 @@ fn checked_product(sizes: &[u64]) -> Option<u64> {
     sizes.iter().try_fold(1u64, |acc, d| acc.checked_mul(*d))
 }
 
-/// The bytes every volume file starts with (SPEC section 3): the source header with
-/// dims set to 3D, intent 2001 cleared, single-file magic and a new `vox_offset`; then
-/// the extender and every extension except AFNI's, raw; then zeros to a multiple of 16.
-fn volume_header(
+/// A single-file header made from `source`: the header patched by `patch`,
+/// with the single-file magic and a new `vox_offset`; then the extender and
+/// every extension (AFNI's only if `keep_afni`), raw; then zeros to a
+/// multiple of 16. Every view file starts with one (a volume's: SPEC section 3).
+pub fn build_header(
     source: &Header,
-    after_header: &[u8],
+    extender: [u8; 4],
     extensions: &[Extension],
+    keep_afni: bool,
+    patch: impl FnOnce(&mut Header),
 ) -> Result<Vec<u8>, FormatError> {
-    let kept: Vec<&Extension> = extensions.iter().filter(|e| e.code != ECODE_AFNI).collect();
-    let extender: [u8; 4] = match kept.is_empty() {
-        true => [0; 4],
-        false => after_header
-            .get(..4)
-            .and_then(|e| e.try_into().ok())
-            .unwrap_or_default(),
-    };
-    let overflow = || FormatError::Overflow("volume header size");
+    let kept: Vec<&Extension> = extensions
+        .iter()
+        .filter(|e| keep_afni || e.code != ECODE_AFNI)
+        .collect();
+    let extender = if kept.is_empty() { [0; 4] } else { extender };
+    let overflow = || FormatError::Overflow("view header size");
     let used = kept
         .iter()
         .try_fold(source.len() + extender.len(), |n, e| {
@@ -267,11 +321,7 @@ fn volume_header(
     let vox_offset = used.checked_next_multiple_of(16).ok_or_else(overflow)?;
 
     let mut header = source.clone();
-    let d = source.dims();
-    header.set_dims([3, d[1], d[2], d[3], 1, 1, 1, 1]);
-    if header.intent_code() == INTENT_TIME_SERIES {
-        header.set_intent_code(0);
-    }
+    patch(&mut header);
     header.set_single_file_magic();
     header.set_vox_offset(u64::try_from(vox_offset).map_err(|_| overflow())?);
 

@@ -19,4 +19,4 @@ pub use error::FormatError;
 pub use extension::{ECODE_AFNI, Extension, parse_extensions};
 pub use fields::{Field, FieldTable, Kind, NIFTI1, NIFTI2};
 pub use header::{Header, Version};
-pub use layout::{INTENT_TIME_SERIES, ImageLayout, MAX_VOX_OFFSET, ReadPlan};
+pub use layout::{INTENT_TIME_SERIES, ImageLayout, MAX_VOX_OFFSET, ReadPlan, build_header};

@@ -284,6 +284,15 @@ pub fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The `vol_K.nii` names in a `NAME.d` directory, sorted (the views and
+/// subdirectories beside them left out).
+pub fn volumes(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("vol_") && n.ends_with(".nii"))
+        .collect()
+}
+
 /// The name of an OsStr for messages.
 pub fn show(s: &OsStr) -> String {
     s.to_string_lossy().into_owned()

@@ -1,0 +1,158 @@
+//! A view resolved against its image: which source volumes, which plane,
+//! how many bytes per voxel in and out, and so the exact file size.
+//!
+//! Everything here comes from the header alone (and, for `b0.nii` and
+//! `shell_B.nii`, from the diffusion sidecars), so `stat` of any view reads
+//! no voxel data.
+
+use std::sync::Arc;
+
+use super::{Axis, Output, Selection, View};
+use crate::nifti::ImageLayout;
+
+/// The source volumes a view takes, in output order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Volumes {
+    /// `first, first + step, ...`, `count` of them.
+    Stepped {
+        /// The first volume.
+        first: u64,
+        /// How many.
+        count: u64,
+        /// The distance between two.
+        step: u64,
+    },
+    /// These volumes (a diffusion shell).
+    List(Arc<[u64]>),
+}
+
+impl Volumes {
+    /// How many volumes.
+    pub fn count(&self) -> u64 {
+        match self {
+            Volumes::Stepped { count, .. } => *count,
+            Volumes::List(list) => list.len() as u64,
+        }
+    }
+
+    /// The source volume of output volume `i`.
+    pub fn get(&self, i: u64) -> Option<u64> {
+        match self {
+            Volumes::Stepped { first, count, step } => {
+                (i < *count).then(|| first.checked_add(i.checked_mul(*step)?))?
+            }
+            Volumes::List(list) => list.get(usize::try_from(i).ok()?).copied(),
+        }
+    }
+}
+
+/// The volume lists chosen by an image's diffusion sidecars.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeSets {
+    /// The volumes of `b0.nii`.
+    pub b0: Arc<[u64]>,
+    /// The volumes of each `shell_B.nii`, in increasing b.
+    pub shells: Vec<Arc<[u64]>>,
+}
+
+/// A view of one image, resolved: what its file holds.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// The view.
+    pub view: View,
+    /// The source volumes, in output order.
+    pub volumes: Volumes,
+    /// For a slice: the axis and the index along it.
+    pub plane: Option<(Axis, u64)>,
+    /// Voxels per output volume (a whole volume, or one plane of it).
+    pub vol_voxels: u64,
+    /// Bytes per voxel in the source.
+    pub in_bpv: u64,
+    /// Bytes per voxel in the view.
+    pub out_bpv: u64,
+    /// Bytes of header (and extensions) before the data.
+    pub header_len: u64,
+}
+
+impl Shape {
+    /// `view` of the image with `layout`, or `None` if the image has no such
+    /// view (an index out of range, a shell the sidecars do not define, a
+    /// float view of complex data).
+    pub fn resolve(layout: &ImageLayout, view: View, sets: Option<&VolumeSets>) -> Option<Shape> {
+        let n = layout.n_vols();
+        let all = Volumes::Stepped {
+            first: 0,
+            count: n,
+            step: 1,
+        };
+        let (volumes, plane) = match view.selection {
+            Selection::Volume(k) => (
+                Volumes::Stepped {
+                    first: k,
+                    count: u64::from(k < n),
+                    step: 1,
+                },
+                None,
+            ),
+            Selection::Range { first, last, step } => {
+                if step == 0 || first > last || last >= n {
+                    return None;
+                }
+                let count = (last - first) / step + 1;
+                (Volumes::Stepped { first, count, step }, None)
+            }
+            Selection::Whole => (all, None),
+            Selection::Slice { axis, index } => {
+                if index >= layout.vol_dims()[axis.index()] {
+                    return None;
+                }
+                (all, Some((axis, index)))
+            }
+            Selection::B0 => (Volumes::List(sets?.b0.clone()), None),
+            Selection::Shell(i) => (
+                Volumes::List(sets?.shells.get(usize::try_from(i).ok()?)?.clone()),
+                None,
+            ),
+        };
+        if volumes.count() == 0 {
+            return None;
+        }
+        let [dx, dy, dz] = layout.vol_dims();
+        let vol_voxels = match plane {
+            None => dx.checked_mul(dy)?.checked_mul(dz)?,
+            Some((Axis::X, _)) => dy.checked_mul(dz)?,
+            Some((Axis::Y, _)) => dx.checked_mul(dz)?,
+            Some((Axis::Z, _)) => dx.checked_mul(dy)?,
+        };
+        let out_bpv = match view.output {
+            Output::Stored => layout.bytes_per_voxel(),
+            // Float outputs are resolved once the conversion layer offers them.
+            Output::Float32 | Output::Float64 => return None,
+        };
+        let keep_afni = view.selection == Selection::Whole;
+        Some(Shape {
+            view,
+            volumes,
+            plane,
+            vol_voxels,
+            in_bpv: layout.bytes_per_voxel(),
+            out_bpv,
+            header_len: layout.header_len(keep_afni),
+        })
+    }
+
+    /// Bytes of one output volume.
+    pub fn out_vol_bytes(&self) -> u64 {
+        self.vol_voxels.saturating_mul(self.out_bpv)
+    }
+
+    /// Bytes of data after the header.
+    pub fn data_len(&self) -> u64 {
+        self.out_vol_bytes().saturating_mul(self.volumes.count())
+    }
+
+    /// The size of the view's file.
+    pub fn file_size(&self) -> u64 {
+        self.header_len.saturating_add(self.data_len())
+    }
+}
