@@ -19,16 +19,7 @@ thread_local! {
 
 /// Runs `f` on a per-thread buffer of exactly `len` bytes (contents unspecified).
 pub fn with_buffer<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    BUFFER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            if buf.len() < len {
-                buf.resize(len, 0);
-            }
-            f(&mut buf[..len])
-        }
-        // Re-entered (never on the request path): use a one-off buffer.
-        Err(_) => f(&mut vec![0u8; len]),
-    })
+    gather::scratch(&BUFFER, len, f)
 }
 
 /// Bytes `offset..offset+size` of view file `v`: its header bytes, then

@@ -27,8 +27,10 @@ thread_local! {
     static VOXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the thread's scratch buffer `cell`, at least `len` bytes.
-fn scratch<R>(
+/// Runs `f` on exactly `len` bytes of the thread's buffer `cell` (contents
+/// unspecified; the buffer grows to the largest request once). Re-entered
+/// (never on the request path), it uses a one-off buffer.
+pub fn scratch<R>(
     cell: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
     len: usize,
     f: impl FnOnce(&mut [u8]) -> R,
