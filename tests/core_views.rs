@@ -1,0 +1,536 @@
+//! Core tests of the views of `NAME.d/` (no mount): names and what is not a
+//! name, the header rules of every view, and the data of every view at
+//! every boundary, against a model computed here voxel by voxel, for
+//! NIfTI-1 and NIfTI-2, both byte orders, 1- to 16-byte voxels, 3D to 7D,
+//! extensions (AFNI's among them), pairs and gzip.
+
+mod common;
+#[path = "fuzz_checks/mod.rs"]
+mod fuzz_checks;
+
+use std::ffi::OsStr;
+use std::fs;
+
+use common::corefs::*;
+use common::{bytes, gzip};
+use fuzz_checks::{make_extension, make_header, put};
+use nifuse::cache::Mode;
+use nifuse::fs::Fs;
+use nifuse::nifti::{FieldTable, NIFTI1, NIFTI2};
+
+/// One generated image and everything the model needs.
+struct Img {
+    v2: bool,
+    big: bool,
+    /// dim[1..=ndim].
+    dims: Vec<i64>,
+    bpv: usize,
+    /// The source header (348 or 540 bytes), single-file magic.
+    header: Vec<u8>,
+    /// Raw extensions, in order, with their ecodes.
+    exts: Vec<(i32, Vec<u8>)>,
+    /// The voxel data.
+    data: Vec<u8>,
+}
+
+const DATATYPES: [(i16, i16); 6] = [(2, 8), (4, 16), (128, 24), (16, 32), (64, 64), (1792, 128)];
+
+impl Img {
+    fn new(v2: bool, big: bool, dims: &[i64], dt: (i16, i16), exts: &[i32], seed: u64) -> Img {
+        let t = table(v2);
+        let mut d = [1i64; 8];
+        d[0] = dims.len() as i64;
+        d[1..=dims.len()].copy_from_slice(dims);
+        let mut h = make_header(v2, big, false, d, dt.0, dt.1, 0.0);
+        let f = |name: &str| t.all.iter().find(|(n, _)| *n == name).unwrap().1;
+        for (i, z) in [0.0, 2.0, 3.0, 4.0, 2.5].iter().enumerate() {
+            put(&mut h, t.pixdim, i, *z, big);
+        }
+        put(&mut h, t.pixdim, 0, -1.0, big); // qfac
+        put(&mut h, f("toffset"), 0, 1.25, big);
+        put(&mut h, t.intent_code, 0, 2001.0, big);
+        put(&mut h, t.qform_code, 0, 1.0, big);
+        put(&mut h, t.sform_code, 0, 2.0, big);
+        for (name, v) in [("quatern_b", 0.1), ("quatern_c", -0.2), ("quatern_d", 0.3)] {
+            put(&mut h, f(name), 0, v, big);
+        }
+        for (name, v) in [
+            ("qoffset_x", 10.0),
+            ("qoffset_y", -20.0),
+            ("qoffset_z", 30.5),
+        ] {
+            put(&mut h, f(name), 0, v, big);
+        }
+        for (r, row) in ["srow_x", "srow_y", "srow_z"].iter().enumerate() {
+            for c in 0..4 {
+                put(&mut h, f(row), c, (r * 4 + c) as f64 * 0.5 - 1.0, big);
+            }
+        }
+        h[t.all
+            .iter()
+            .find(|(n, _)| *n == "descrip")
+            .unwrap()
+            .1
+            .offset] = b'v';
+        let exts: Vec<(i32, Vec<u8>)> = exts
+            .iter()
+            .enumerate()
+            .map(|(i, &code)| (code, make_extension(32, code, big, b'a' + i as u8)))
+            .collect();
+        let bpv = (dt.1 / 8) as usize;
+        let n: usize = dims.iter().map(|&x| x as usize).product();
+        Img {
+            v2,
+            big,
+            dims: dims.to_vec(),
+            bpv,
+            header: h,
+            exts,
+            data: bytes(n * bpv, seed),
+        }
+    }
+
+    /// The single file (`n+1`/`n+2`) with extensions.
+    fn file(&self) -> Vec<u8> {
+        let mut out = self.header.clone();
+        let used = out.len() + 4 + self.exts.iter().map(|e| e.1.len()).sum::<usize>();
+        let vox = used.next_multiple_of(16);
+        put(&mut out, table(self.v2).vox_offset, 0, vox as f64, self.big);
+        out.extend_from_slice(&[u8::from(!self.exts.is_empty()), 0, 0, 0]);
+        for (_, e) in &self.exts {
+            out.extend_from_slice(e);
+        }
+        out.resize(vox, 0);
+        out.extend_from_slice(&self.data);
+        out
+    }
+
+    fn dim(&self, i: usize) -> usize {
+        self.dims.get(i).map_or(1, |&d| d as usize)
+    }
+
+    fn n_vols(&self) -> usize {
+        self.dims.iter().skip(3).map(|&d| d as usize).product()
+    }
+
+    fn vol_voxels(&self) -> usize {
+        self.dim(0) * self.dim(1) * self.dim(2)
+    }
+
+    fn voxel(&self, x: usize, y: usize, z: usize, t: usize) -> &[u8] {
+        let i = ((t * self.dim(2) + z) * self.dim(1) + y) * self.dim(0) + x;
+        &self.data[i * self.bpv..(i + 1) * self.bpv]
+    }
+
+    fn volumes(&self, vols: &[usize]) -> Vec<u8> {
+        let vb = self.vol_voxels() * self.bpv;
+        vols.iter()
+            .flat_map(|&k| self.data[k * vb..(k + 1) * vb].iter().copied())
+            .collect()
+    }
+
+    fn slice(&self, axis: usize, s: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for t in 0..self.n_vols() {
+            for z in 0..self.dim(2) {
+                for y in 0..self.dim(1) {
+                    for x in 0..self.dim(0) {
+                        if [x, y, z][axis] == s {
+                            out.extend_from_slice(self.voxel(x, y, z, t));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn get(&self, bytes: &[u8], name: &str, i: usize) -> f64 {
+        let h = nifuse::nifti::Header::parse(bytes).expect("view header parses");
+        h.get(name, i).unwrap()
+    }
+}
+
+fn table(v2: bool) -> &'static FieldTable {
+    if v2 { &NIFTI2 } else { &NIFTI1 }
+}
+
+/// The bytes a view header must have outside the fields it patches.
+fn same_except(img: &Img, got: &[u8], patched: &[&str], what: &str) {
+    let t = table(img.v2);
+    let mut skip = vec![false; t.len];
+    for name in patched.iter().chain(&["vox_offset"]) {
+        let f = t.all.iter().find(|(n, _)| n == name).unwrap().1;
+        skip[f.offset..f.offset + f.size()]
+            .iter_mut()
+            .for_each(|s| *s = true);
+    }
+    for i in 0..t.len {
+        if !skip[i] {
+            assert_eq!(got[i], img.header[i], "{what}: header byte {i} changed");
+        }
+    }
+}
+
+/// The extensions a view file carries after its header, and its vox_offset check.
+fn check_extensions(img: &Img, file: &[u8], keep_afni: bool, what: &str) {
+    let t = table(img.v2);
+    let vox = img.get(file, "vox_offset", 0) as usize;
+    assert_eq!(vox % 16, 0, "{what}: vox_offset {vox}");
+    let kept: Vec<u8> = img
+        .exts
+        .iter()
+        .filter(|(c, _)| keep_afni || *c != 4)
+        .flat_map(|(_, e)| e.clone())
+        .collect();
+    let after = &file[t.len..vox];
+    if kept.is_empty() {
+        assert!(after.iter().all(|&b| b == 0), "{what}: no extensions");
+    } else {
+        assert_eq!(after[0], 1, "{what}: extender");
+        assert_eq!(&after[4..4 + kept.len()], &kept[..], "{what}: extensions");
+    }
+}
+
+/// Reads `ino` whole, and in pieces at awkward offsets, and checks both against `want`.
+fn check_file(f: &Fs, ino: u64, want: &[u8], what: &str) {
+    let size = want.len() as u64;
+    assert_eq!(f.getattr(ino).unwrap().attr.size, size, "{what}: size");
+    let fh = f.open(ino, libc::O_RDONLY).unwrap().fh;
+    let got = f.read(fh, 0, size as u32 + 10).unwrap();
+    assert!(
+        got == want,
+        "{what}: whole file ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+    for (off, len) in [
+        (1u64, 3u32),
+        (347, 7),
+        (539, 9),
+        (size / 3, 1000),
+        (size - 1, 5),
+        (size, 1),
+    ] {
+        let got = f.read(fh, off, len).unwrap();
+        let (a, b) = (
+            off.min(size) as usize,
+            (off + u64::from(len)).min(size) as usize,
+        );
+        assert!(got == want[a..b], "{what}: read {off}+{len}");
+    }
+    f.release(fh);
+}
+
+fn header_of(f: &Fs, ino: u64) -> Vec<u8> {
+    read_all(f, ino)
+}
+
+fn check_image(f: &Fs, name: &str, img: &Img) {
+    let ndim = img.dims.len();
+    let n = img.n_vols();
+    let d = walk(f, &format!("{name}.d"));
+    let stem = name
+        .strip_suffix(".gz")
+        .unwrap_or(name)
+        .strip_suffix(".nii")
+        .unwrap();
+    let w = n.saturating_sub(1).to_string().len().max(4);
+
+    // The whole image: the source header, every extension, all data.
+    let whole = walk(f, &format!("{name}.d/{stem}.nii"));
+    let file = header_of(f, whole);
+    let hlen = file.len() - img.data.len();
+    same_except(img, &file, &[], &format!("{name} whole"));
+    check_extensions(img, &file, true, &format!("{name} whole"));
+    assert_eq!(&file[hlen..], &img.data[..], "{name} whole: data");
+    check_file(f, whole, &file, &format!("{name} whole"));
+
+    // Ranges.
+    let tr = 2.5;
+    let mut ranges = vec![
+        (0, n - 1, 1),
+        (n - 1, n - 1, 1),
+        (0, n - 1, 2),
+        (1.min(n - 1), n - 1, 3),
+    ];
+    ranges.dedup();
+    for (a, b, s) in ranges {
+        let vname = match s {
+            1 => format!("vols_{a:0w$}-{b:0w$}.nii"),
+            s => format!("vols_{a:0w$}-{b:0w$}_step{s}.nii"),
+        };
+        let what = format!("{name}/{vname}");
+        let ino = f
+            .lookup(d, OsStr::new(&vname))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .attr
+            .ino;
+        let vols: Vec<usize> = (a..=b).step_by(s).collect();
+        let file = header_of(f, ino);
+        let hlen = file.len() - vols.len() * img.vol_voxels() * img.bpv;
+        same_except(
+            img,
+            &file,
+            &["dim", "pixdim", "toffset", "intent_code"],
+            &what,
+        );
+        check_extensions(img, &file, false, &what);
+        assert_eq!(img.get(&file, "dim", 0), 4.0, "{what}");
+        assert_eq!(img.get(&file, "dim", 4), vols.len() as f64, "{what}");
+        for i in 5..8 {
+            assert_eq!(img.get(&file, "dim", i), 1.0, "{what}: dim[{i}]");
+        }
+        assert_eq!(
+            img.get(&file, "pixdim", 4),
+            tr * s as f64,
+            "{what}: pixdim[4]"
+        );
+        assert_eq!(
+            img.get(&file, "toffset", 0),
+            1.25 + a as f64 * tr,
+            "{what}: toffset"
+        );
+        let intent = if ndim > 4 { 0.0 } else { 2001.0 };
+        assert_eq!(img.get(&file, "intent_code", 0), intent, "{what}: intent");
+        assert_eq!(&file[hlen..], &img.volumes(&vols)[..], "{what}: data");
+        check_file(f, ino, &file, &what);
+    }
+
+    // Volumes: 3D headers, intent 2001 cleared, AFNI dropped.
+    for k in [0, n / 2, n - 1] {
+        let what = format!("{name}/vol_{k}");
+        let ino = walk(f, &format!("{name}.d/vol_{k:0w$}.nii"));
+        let file = header_of(f, ino);
+        same_except(img, &file, &["dim", "intent_code"], &what);
+        check_extensions(img, &file, false, &what);
+        assert_eq!(img.get(&file, "intent_code", 0), 0.0, "{what}");
+        let hlen = file.len() - img.vol_voxels() * img.bpv;
+        assert_eq!(&file[hlen..], &img.volumes(&[k])[..], "{what}: data");
+    }
+
+    // Slices along every axis, first, middle and last index.
+    for (axis, dir) in ["x", "y", "z"].iter().enumerate() {
+        let len = img.dim(axis);
+        let sw = len.saturating_sub(1).to_string().len().max(4);
+        for s in [0, len / 2, len - 1] {
+            let what = format!("{name}/{dir}/{s}");
+            let ino = walk(f, &format!("{name}.d/{dir}/slice_{s:0sw$}.nii"));
+            let file = header_of(f, ino);
+            let moved = [
+                "dim",
+                "qoffset_x",
+                "qoffset_y",
+                "qoffset_z",
+                "srow_x",
+                "srow_y",
+                "srow_z",
+            ];
+            same_except(img, &file, &moved, &what);
+            check_extensions(img, &file, false, &what);
+            for i in 0..8 {
+                let want = match i {
+                    0 => ndim as f64,
+                    i if i == axis + 1 => 1.0,
+                    i => img.dim(i - 1) as f64,
+                };
+                assert_eq!(img.get(&file, "dim", i), want, "{what}: dim[{i}]");
+            }
+            for row in ["srow_x", "srow_y", "srow_z"] {
+                let src = |c| img.get(&img.header, row, c);
+                let want = (src(3) + s as f64 * src(axis)) as f32;
+                assert_eq!(img.get(&file, row, 3) as f32, want, "{what}: {row}[3]");
+                for c in 0..3 {
+                    assert_eq!(img.get(&file, row, c), src(c), "{what}: {row}[{c}] kept");
+                }
+            }
+            let slice = img.slice(axis, s);
+            let hlen = file.len() - slice.len();
+            assert!(file[hlen..] == slice[..], "{what}: data");
+            check_file(f, ino, &file, &what);
+        }
+        let past = format!("slice_{len:0sw$}.nii");
+        let sd = walk(f, &format!("{name}.d/{dir}"));
+        assert_eq!(
+            errno(f.lookup(sd, OsStr::new(&past))),
+            libc::ENOENT,
+            "{what}",
+            what = past
+        );
+        let listed = list(f, sd);
+        assert_eq!(listed.len(), 2 + len, "{name}/{dir}: one file per index");
+    }
+}
+
+#[test]
+fn every_view_of_every_kind_of_image_matches_the_model() {
+    let mut imgs = Vec::new();
+    for (i, &dt) in DATATYPES.iter().enumerate() {
+        for (v2, big) in [(false, false), (false, true), (true, false), (true, true)] {
+            let dims: &[i64] = match i % 3 {
+                0 => &[5, 4, 3, 6],
+                1 => &[3, 5, 2, 2, 3],
+                _ => &[4, 3, 5, 2, 2, 1, 2],
+            };
+            let exts: &[i32] = if big { &[6, 4] } else { &[4, 6, 4] };
+            let name = format!(
+                "i{i}_{}{}.nii",
+                u8::from(v2) + 1,
+                if big { "be" } else { "le" }
+            );
+            imgs.push((name, Img::new(v2, big, dims, dt, exts, i as u64 + 7)));
+        }
+    }
+    imgs.push((
+        "three.nii".into(),
+        Img::new(false, false, &[6, 5, 4], (4, 16), &[], 99),
+    ));
+    imgs.push((
+        "noext.nii".into(),
+        Img::new(true, false, &[6, 5, 4, 3], (4, 16), &[], 98),
+    ));
+    let gz = Img::new(false, false, &[7, 6, 5, 4], (512, 16), &[6], 97);
+    let s = Src::new(|src| {
+        for (name, img) in &imgs {
+            fs::write(src.join(name), img.file()).unwrap();
+        }
+        fs::write(src.join("g.nii.gz"), gzip(&gz.file())).unwrap();
+    });
+    let f = s.fs(Mode::Unchanged);
+    for (name, img) in &imgs {
+        check_image(&f, name, img);
+    }
+    check_image(&f, "g.nii.gz", &gz);
+    // The same views again with the cache full.
+    let f = s.fs(Mode::Fill);
+    read_all(&f, walk(&f, "g.nii.gz.d/vol_0000.nii"));
+    assert!(filled(&f, "g.nii.gz"));
+    check_image(&f, "g.nii.gz", &gz);
+}
+
+#[test]
+fn malformed_view_names_are_not_found() {
+    let img = Img::new(false, false, &[3, 3, 3, 12], (4, 16), &[], 1);
+    let s = Src::new(|src| fs::write(src.join("run.nii"), img.file()).unwrap());
+    let f = s.fs(Mode::Unchanged);
+    let d = walk(&f, "run.nii.d");
+    for good in [
+        "vols_0000-0011.nii",
+        "vols_0003-0003.nii",
+        "vols_0002-0011_step3.nii",
+        "vols_0002-0011_step1.nii",
+        "vols_0000-0011_step100.nii",
+        "run.nii",
+    ] {
+        assert!(f.lookup(d, OsStr::new(good)).is_ok(), "{good}");
+    }
+    for bad in [
+        "vols_0004-0003.nii",
+        "vols_0000-0012.nii",
+        "vols_000-0011.nii",
+        "vols_00000-00011.nii",
+        "vols_0000-0011_step0.nii",
+        "vols_0000-0011_step03.nii",
+        "vols_0000-0011_step-1.nii",
+        "vols_0000-0011_step.nii",
+        "vols_0000-0011_step99999999999999999999999.nii",
+        "vols_0000_0011.nii",
+        "vols_0000-0011.nii.gz",
+        "vols_0000-0011.img",
+        "vols_0000-0011",
+        "vols_+001-0011.nii",
+        "vols_0000-0011_step2.NII",
+        "vol_12.nii",
+        "run.nii.gz",
+        "run",
+        "slice_0000.nii",
+        "float16",
+        "w",
+    ] {
+        assert_eq!(errno(f.lookup(d, OsStr::new(bad))), libc::ENOENT, "{bad}");
+    }
+    let z = walk(&f, "run.nii.d/z");
+    for bad in [
+        "slice_0003.nii",
+        "slice_002.nii",
+        "slice_00002.nii",
+        "vol_0000.nii",
+        "run.nii",
+    ] {
+        assert_eq!(errno(f.lookup(z, OsStr::new(bad))), libc::ENOENT, "z/{bad}");
+    }
+    // Ranges are found on lookup, never listed.
+    assert!(!names(&list(&f, d)).iter().any(|n| n.starts_with("vols_")));
+}
+
+#[test]
+fn a_truncated_image_serves_the_complete_parts_of_views() {
+    let img = Img::new(false, false, &[4, 4, 4, 6], (4, 16), &[], 3);
+    let mut file = img.file();
+    let vb = 4 * 4 * 4 * 2;
+    file.truncate(file.len() - vb - vb / 2); // volume 4 half there, 5 missing
+    let s = Src::new(|src| fs::write(src.join("t.nii"), &file).unwrap());
+    let f = s.fs(Mode::Unchanged);
+    let whole = walk(&f, "t.nii.d/t.nii");
+    let fh = f.open(whole, libc::O_RDONLY).unwrap().fh;
+    let hlen = 352u64;
+    assert_eq!(
+        f.read(fh, hlen, vb as u32 * 4).unwrap(),
+        img.volumes(&[0, 1, 2, 3])
+    );
+    assert_eq!(
+        errno(f.read(fh, hlen + 4 * vb as u64 + vb as u64 / 2, 16)),
+        libc::EIO
+    );
+    // Volumes 0, 2, 4 of which 4 is only half there.
+    let range = walk(&f, "t.nii.d/vols_0000-0005_step2.nii");
+    let fh = f.open(range, libc::O_RDONLY).unwrap().fh;
+    assert_eq!(
+        f.read(fh, hlen, 2 * vb as u32).unwrap(),
+        img.volumes(&[0, 2])
+    );
+    let half = f.read(fh, hlen + 2 * vb as u64, vb as u32 / 2).unwrap();
+    assert_eq!(half, img.volumes(&[4])[..vb / 2]);
+    assert_eq!(
+        errno(f.read(fh, hlen + 2 * vb as u64, vb as u32)),
+        libc::EIO
+    );
+    let z = walk(&f, "t.nii.d/z/slice_0000.nii");
+    let fh = f.open(z, libc::O_RDONLY).unwrap().fh;
+    let plane = 4 * 4 * 2;
+    assert_eq!(
+        f.read(fh, hlen, plane as u32 * 4).unwrap(),
+        img.slice(2, 0)[..plane * 4]
+    );
+    assert_eq!(errno(f.read(fh, hlen, plane as u32 * 6)), libc::EIO);
+}
+
+#[test]
+fn a_pair_becomes_one_single_file() {
+    for v2 in [false, true] {
+        let img = Img::new(v2, true, &[4, 3, 2, 5], (4, 16), &[6, 4], 11);
+        let t = table(v2);
+        let mut hdr = img.header.clone();
+        hdr[t.magic.offset + 1] = b'i'; // ni1 / ni2
+        hdr.extend_from_slice(&[1, 0, 0, 0]);
+        for (_, e) in &img.exts {
+            hdr.extend_from_slice(e);
+        }
+        let s = Src::new(|src| {
+            fs::write(src.join("p.hdr"), &hdr).unwrap();
+            fs::write(src.join("p.img"), &img.data).unwrap();
+        });
+        let f = s.fs(Mode::Unchanged);
+        let file = read_all(&f, walk(&f, "p.hdr.d/p.nii"));
+        same_except(&img, &file, &[], "pair whole");
+        assert_eq!(
+            &file[t.magic.offset..t.magic.offset + 3],
+            if v2 { b"n+2" } else { b"n+1" }
+        );
+        check_extensions(&img, &file, true, "pair whole");
+        assert_eq!(&file[file.len() - img.data.len()..], &img.data[..]);
+        let vol = read_all(&f, walk(&f, "p.hdr.d/vol_0003.nii"));
+        check_extensions(&img, &vol, false, "pair volume");
+        assert_eq!(&vol[vol.len() - 24 * 2..], &img.volumes(&[3])[..]);
+    }
+}
