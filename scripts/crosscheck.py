@@ -23,6 +23,8 @@ import sys, tempfile, threading, time, traceback, warnings, zlib
 import numpy as np
 import nibabel as nib
 
+import crosscheck_views
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OP_TIMEOUT = 60
 GZ_MARGIN = 1 << 15  # decoded bytes near a truncated gzip's end that may fail
@@ -298,8 +300,9 @@ def check_image(rep, wd, src, mnt):
     except OSError as e:
         return rep.check(False, src.rel, 'NAME.d lists', f'{src.nvols} volumes', repr(e))
     names = src.names()
-    missing, extra = sorted(set(names) - set(got)), sorted(set(got) - set(names))
-    rep.check(not missing and not extra and len(got) == len(names), src.rel + '.d',
+    vols = {n for n in got if n.startswith('vol_') and n.endswith('.nii')}
+    missing, extra = sorted(set(names) - vols), sorted(vols - set(names))
+    rep.check(not missing and not extra and len(vols) == len(names), src.rel + '.d',
               'volume names', f'{len(names)} names {names[0]}..{names[-1]}',
               f'{len(got)} names, missing {missing[:3]} extra {extra[:3]}')
     tool_ks = set(sample(src.nvols, 10 if src.nvols > 50 else src.nvols, 7))
@@ -329,6 +332,7 @@ def check_image(rep, wd, src, mnt):
             check_nibabel_volume(rep, src, k, where, path)
             if v is not None and v['fmt'] == 1 and k in tool_ks:
                 nifti_tool_check(rep, where, path)
+    crosscheck_views.check_views(rep, wd, src, mnt)
 
 def check_tree(rep, wd, src_root, mnt, images, rejected):
     """Mirror of directories, plain files and symlinks; .d only for images."""

@@ -15,7 +15,7 @@
 
 use super::shape::Shape;
 use super::{Axis, Output, Selection};
-use crate::nifti::{FormatError, Header, INTENT_TIME_SERIES, ImageLayout, build_header};
+use crate::nifti::{FormatError, Header, INTENT_TIME_SERIES, ImageLayout, Version, build_header};
 
 /// The header (with extensions and padding) `shape`'s file starts with.
 pub fn view_header(layout: &ImageLayout, shape: &Shape) -> Result<Vec<u8>, FormatError> {
@@ -109,7 +109,14 @@ fn move_translations(h: &mut Header, axis: Axis, index: u64) {
 pub fn qform_column(h: &Header, i: usize) -> [f64; 3] {
     let q = |name| h.get(name, 0).unwrap_or(0.0);
     let (b, c, d) = (q("quatern_b"), q("quatern_c"), q("quatern_d"));
-    let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+    // As nibabel: 1 - |bcd|^2 within 3 float eps of the stored precision
+    // (float32 in NIfTI-1, float64 in NIfTI-2) means a 180 degree rotation.
+    let eps = match h.version() {
+        Version::Nifti1 => f64::from(f32::EPSILON),
+        Version::Nifti2 => f64::EPSILON,
+    };
+    let w2 = 1.0 - (b * b + c * c + d * d);
+    let a = if w2.abs() < 3.0 * eps { 0.0 } else { w2.max(0.0).sqrt() };
     let n = a * a + b * b + c * c + d * d;
     let rot = if n < f64::EPSILON {
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
