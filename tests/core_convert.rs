@@ -210,6 +210,20 @@ fn values(code: i16, rng: &mut Words) -> (i16, Vec<Vec<u8>>) {
                 })
                 .collect(),
         ),
+        // Complex and RGB: records of random bytes (no float views by the contract).
+        32 | 1792 | 128 | 2304 => {
+            let bits = match code {
+                32 => 64,
+                1792 => 128,
+                128 => 24,
+                _ => 32,
+            };
+            let words = (0..8)
+                .flat_map(|_| rng.next().to_le_bytes())
+                .collect::<Vec<u8>>();
+            let records = words.chunks(bits as usize / 8).map(<[u8]>::to_vec);
+            (bits, records.collect())
+        }
         _ => panic!("no values for datatype {code}"),
     }
 }
@@ -238,6 +252,7 @@ fn scalings(nifti2: bool) -> Vec<(f64, f64)> {
         (1.0, 7.0),
         (1.0, -0.25),
         (-1.0, 0.0),
+        (-1.0, -0.0),
         (3.0, 0.0),
         (1e-30, 0.0),
         (1e-45, 0.0),
@@ -266,13 +281,29 @@ fn scalings(nifti2: bool) -> Vec<(f64, f64)> {
     s
 }
 
-/// Every case: 11 datatypes x 2 byte orders x 2 versions x their scalings.
+/// The datatypes with float views, then those without.
+const CONVERTED: [i16; 10] = [2, 256, 4, 512, 8, 768, 1024, 1280, 16, 64];
+const FLOAT128: i16 = 1536;
+const COMPLEX: [i16; 2] = [32, 1792];
+const RGB: [i16; 2] = [128, 2304];
+
+/// Every case: each datatype in 2 byte orders x 2 versions x its scalings (all of
+/// them, but two for complex and RGB data).
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
-    for code in [2i16, 256, 4, 512, 8, 768, 1024, 1280, 16, 64, 1536] {
+    let codes = CONVERTED
+        .iter()
+        .chain(&[FLOAT128])
+        .chain(&COMPLEX)
+        .chain(&RGB);
+    for &code in codes {
         for nifti2 in [false, true] {
             for big in [false, true] {
-                for (k, (slope, inter)) in scalings(nifti2).into_iter().enumerate() {
+                let mut scales = scalings(nifti2);
+                if COMPLEX.contains(&code) || RGB.contains(&code) {
+                    scales = vec![(1.0, 0.0), (2.5, -3.0)];
+                }
+                for (k, (slope, inter)) in scales.into_iter().enumerate() {
                     let (bits, vals) = values(code, &mut Words::new(out.len() as u64 + 1));
                     let data = vals
                         .into_iter()
@@ -305,32 +336,36 @@ fn cases() -> Vec<Case> {
     out
 }
 
-/// For each file listed in argv[1]: `FILE.float32` / `FILE.float64` with the bytes of
-/// `get_fdata(dtype=...)` in Fortran order and the image's byte order, or `.err` files
-/// with the error when nibabel cannot load the image or compute the data.
+/// For each image listed in argv[1], two lines in argv[2] (float32, then float64):
+/// `ok HEX`, the bytes of `get_fdata(dtype=...)` in Fortran order and the image's
+/// byte order, or `err MESSAGE` when nibabel cannot load the image or compute the data.
 const NIBABEL: &str = r#"
 import sys, warnings
 import numpy as np, nibabel as nib
 warnings.simplefilter("ignore")
 print(nib.__version__, np.__version__)
+out = open(sys.argv[2], "w")
+def err(e, what):
+    msg = f"{what}: {type(e).__name__}: {e}".replace("\n", " ")
+    out.write(f"err {msg}\n")
 for path in open(sys.argv[1]).read().split():
     try:
         img = nib.load(path)
     except Exception as e:
-        for name in ("float32", "float64"):
-            open(path + "." + name + ".err", "w").write(f"load: {type(e).__name__}: {e}")
+        err(e, "load")
+        err(e, "load")
         continue
     big = img.header.endianness == ">"
-    for name, dt in (("float32", np.float32), ("float64", np.float64)):
+    for dt in (np.float32, np.float64):
         try:
             a = img.get_fdata(dtype=dt, caching="unchanged")
             assert a.dtype == dt, a.dtype
             a = np.ascontiguousarray(a.reshape(-1, order="F"))
             if big:
                 a = a.byteswap()
-            open(path + "." + name, "wb").write(a.tobytes())
+            out.write(f"ok {a.tobytes().hex()}\n")
         except Exception as e:
-            open(path + "." + name + ".err", "w").write(f"get_fdata: {type(e).__name__}: {e}")
+            err(e, "get_fdata")
 "#;
 
 fn python() -> PathBuf {
@@ -346,36 +381,54 @@ fn python() -> PathBuf {
     py
 }
 
+/// nibabel's answer for one image and target: the bytes, or its error.
+fn parse_result(line: &str) -> Result<Vec<u8>, String> {
+    match line.split_once(' ') {
+        Some(("ok", hex)) => Ok((0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()),
+        Some(("err", msg)) => Err(msg.to_string()),
+        _ => panic!("unexpected nibabel output line {line:?}"),
+    }
+}
+
 #[test]
 fn float_views_equal_nibabel_get_fdata_byte_for_byte() {
     let py = python();
     let dir = tempfile::tempdir().unwrap();
     let cases = cases();
     let mut list = String::new();
+    let mut files = Vec::new();
     for c in &cases {
         let path = dir.path().join(format!("{}.nii", c.name));
-        std::fs::write(&path, file_bytes(c)).unwrap();
+        files.push(file_bytes(c));
+        std::fs::write(&path, files.last().unwrap()).unwrap();
         list.push_str(&format!("{}\n", path.display()));
     }
-    let manifest = dir.path().join("manifest");
+    let (manifest, results) = (dir.path().join("manifest"), dir.path().join("results"));
     std::fs::write(&manifest, list).unwrap();
     let (ok, out, err) = common::run(
-        Command::new(&py).arg("-c").arg(NIBABEL).arg(&manifest),
+        Command::new(&py)
+            .arg("-c")
+            .arg(NIBABEL)
+            .arg(&manifest)
+            .arg(&results),
         Duration::from_secs(300),
     );
     assert!(ok, "nibabel failed:\n{out}\n{err}");
+    let results = std::fs::read_to_string(&results).unwrap();
+    let mut nibabel = results.lines().map(parse_result);
 
     let mut problems = Vec::new();
-    let (mut compared, mut refused) = (0, 0);
-    for c in &cases {
-        let path = dir.path().join(format!("{}.nii", c.name));
-        let file = std::fs::read(&path).unwrap();
-        let header = Header::parse(&file).unwrap();
+    let (mut compared, mut refused, mut complex) = (0, 0, 0);
+    for (c, file) in cases.iter().zip(&files) {
+        let header = Header::parse(file).unwrap();
         let dtype = datatype::from_code(c.code).unwrap();
         let data = &file[header.vox_offset() as usize..];
         for out in FloatType::ALL {
+            let want = nibabel.next().expect("a nibabel result for every case");
             let ours = FloatConversion::new(&header, dtype, out);
-            let base = format!("{}.{}", path.display(), out.name());
             let what = format!(
                 "{} -> {} (slope {:e}, inter {:e})",
                 c.name,
@@ -383,33 +436,36 @@ fn float_views_equal_nibabel_get_fdata_byte_for_byte() {
                 c.slope,
                 c.inter
             );
-            match (std::fs::read(&base), ours) {
+            match (want, ours) {
                 (Ok(want), Ok(conv)) => {
-                    let mut got = vec![
-                        0u8;
-                        data.len() / conv.in_bytes_per_voxel()
-                            * conv.out_bytes_per_voxel()
-                    ];
+                    let n = data.len() / conv.in_bytes_per_voxel();
+                    let mut got = vec![0u8; n * conv.out_bytes_per_voxel()];
                     conv.convert(data, &mut got).unwrap();
                     compared += 1;
                     if got != want {
-                        problems.push(format!(
-                            "{what}: {}",
-                            first_difference(&got, &want, out.bytes(), c.big)
-                        ));
+                        let diff = first_difference(&got, &want, out.bytes(), c.big);
+                        problems.push(format!("{what}: {diff}"));
                     }
+                }
+                // nibabel drops the imaginary part (ComplexWarning); float views are
+                // for real data only.
+                (Ok(_), Err(why)) if COMPLEX.contains(&c.code) && why.contains("complex") => {
+                    complex += 1
                 }
                 (Ok(_), Err(why)) => {
                     problems.push(format!("{what}: nibabel gives data, nifuse refuses: {why}"))
                 }
-                (Err(_), Ok(_)) => {
-                    let nib = std::fs::read_to_string(format!("{base}.err")).unwrap_or_default();
-                    problems.push(format!("{what}: nibabel fails ({nib}), nifuse converts"));
+                (Err(nib), Ok(_)) => {
+                    problems.push(format!("{what}: nibabel fails ({nib}), nifuse converts"))
                 }
                 (Err(_), Err(_)) => refused += 1,
             }
         }
     }
+    assert!(
+        nibabel.next().is_none(),
+        "nibabel gave more results than cases"
+    );
     assert!(
         problems.is_empty(),
         "{} of {} conversions differ from nibabel ({}):\n{}",
@@ -418,12 +474,16 @@ fn float_views_equal_nibabel_get_fdata_byte_for_byte() {
         out.trim(),
         problems[..problems.len().min(30)].join("\n")
     );
-    // The cases where nibabel refuses: a finite slope with a non-finite intercept (3
-    // scalings, both targets), and float128 throughout.
-    let per_dtype = |n2: bool| scalings(n2).len();
-    let float128 = 2 * 2 * (per_dtype(false) + per_dtype(true));
-    assert_eq!(refused, 10 * 2 * 2 * 2 * 3 + float128, "refused");
-    assert_eq!(compared + refused, cases.len() * 2);
+    // Where nibabel fails too: a finite slope with a non-finite intercept (3 scalings x
+    // 2 versions x 2 byte orders x 2 targets per datatype), float128 and RGB throughout.
+    let float128 = 2 * 2 * (scalings(false).len() + scalings(true).len());
+    assert_eq!(
+        refused,
+        CONVERTED.len() * 3 * 8 + float128 + RGB.len() * 2 * 8,
+        "refused"
+    );
+    assert_eq!(complex, COMPLEX.len() * 2 * 8, "complex");
+    assert_eq!(compared + refused + complex, cases.len() * 2);
 }
 
 /// The first voxel where two float arrays differ, as bits.

@@ -68,8 +68,9 @@ impl Raw {
             }
             1536 => {
                 return Err(format!(
-                    "{what}: nibabel reads it as numbers only where the platform's long \
-                     double is IEEE binary128; on x86-64 it is np.void and get_fdata fails"
+                    "{what}: nibabel reads it only where the platform's long double is IEEE \
+                     binary128; elsewhere (x86-64) nib.load refuses the image (\"data code \
+                     1536 not supported\")"
                 ));
             }
             _ => return Err(format!("{what}: nibabel reads no voxel values from it")),
