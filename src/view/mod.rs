@@ -15,6 +15,7 @@
 //! NAME.d/float32/z/slice_0010.nii   Slice { axis: Z, index: 10 }, Float32
 //! ```
 
+pub mod convert;
 pub mod gather;
 pub mod header;
 pub mod names;
