@@ -24,6 +24,7 @@ import numpy as np
 import nibabel as nib
 
 import crosscheck_views
+from nifti_raw import parse_header
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OP_TIMEOUT = 60
@@ -105,28 +106,6 @@ def gunzip_partial(raw):
             return b''.join(out), False
         raw = d.unused_data
     return b''.join(out), True
-
-def parse_header(buf, single):
-    """Parse a NIfTI-1/2 header + extensions from bytes; None if not NIfTI."""
-    for fmt, (size, dtype, _, _) in FORMATS.items():
-        for end in '<>':
-            if len(buf) < size or np.frombuffer(buf[:4], end + 'i4')[0] != size:
-                continue
-            rec = np.frombuffer(buf[:size], dtype.newbyteorder(end))[0]
-            magic = bytes(rec['magic']).rstrip(b'\0')
-            if magic not in (b'n+%d' % fmt, b'ni%d' % fmt):
-                return None
-            vox = int(rec['vox_offset'])
-            stop, exts, pos = vox if single else len(buf), [], size + 4
-            while len(buf) >= size + 4 and buf[size] != 0 and pos + 8 <= stop:
-                esize, ecode = (int(x) for x in np.frombuffer(buf[pos:pos + 8], end + 'i4'))
-                if esize < 8 or pos + esize > stop:
-                    break
-                exts.append((ecode, bytes(buf[pos + 8:pos + esize])))
-                pos += esize
-            return dict(fmt=fmt, size=size, end=end, rec=rec, magic=magic, vox=vox, exts=exts,
-                        ext_end=pos)
-    return None
 
 class Source:
     """One source image: raw header, raw (decompressed) data, nibabel image."""

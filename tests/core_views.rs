@@ -534,3 +534,66 @@ fn a_pair_becomes_one_single_file() {
         assert_eq!(&vol[vol.len() - 24 * 2..], &img.volumes(&[3])[..]);
     }
 }
+
+#[test]
+fn float_views_scale_like_get_fdata_and_are_absent_for_complex_and_rgb() {
+    let mut img = Img::new(false, true, &[3, 4, 5, 2], (4, 16), &[], 21);
+    let t = table(false);
+    put(&mut img.header, t.scl_slope, 0, 0.5, true);
+    put(&mut img.header, t.scl_inter, 0, -3.0, true);
+    let rgb = Img::new(false, false, &[3, 4, 5, 2], (128, 24), &[], 22);
+    let complex = Img::new(true, false, &[3, 4, 5, 2], (32, 64), &[], 23);
+    let s = Src::new(|src| {
+        fs::write(src.join("s.nii"), img.file()).unwrap();
+        fs::write(src.join("rgb.nii"), rgb.file()).unwrap();
+        fs::write(src.join("c.nii"), complex.file()).unwrap();
+    });
+    let f = s.fs(Mode::Unchanged);
+    let stored = img.volumes(&[1]);
+    let want: Vec<u8> = stored
+        .chunks(2)
+        .flat_map(|b| {
+            ((f64::from(i16::from_be_bytes([b[0], b[1]])) * 0.5 - 3.0) as f32).to_be_bytes()
+        })
+        .collect();
+    for (dir, bytes) in [("float32", 4usize), ("float64", 8)] {
+        let file = read_all(&f, walk(&f, &format!("s.nii.d/{dir}/vol_0001.nii")));
+        assert_eq!(
+            img.get(&file, "datatype", 0),
+            if bytes == 4 { 16.0 } else { 64.0 }
+        );
+        assert_eq!(img.get(&file, "bitpix", 0), (bytes * 8) as f64);
+        assert_eq!(
+            (
+                img.get(&file, "scl_slope", 0),
+                img.get(&file, "scl_inter", 0)
+            ),
+            (1.0, 0.0)
+        );
+        let data = &file[file.len() - 60 * bytes..];
+        if bytes == 4 {
+            assert_eq!(
+                data,
+                &want[..],
+                "float32 = float32(float64(x) * 0.5 - 3), big-endian"
+            );
+        }
+        let z = read_all(&f, walk(&f, &format!("s.nii.d/{dir}/z/slice_0002.nii")));
+        assert_eq!(z.len() as u64, 352 + 3 * 4 * 2 * bytes as u64);
+    }
+    for name in ["rgb.nii.d", "c.nii.d"] {
+        let d = walk(&f, name);
+        for dir in ["float32", "float64"] {
+            assert_eq!(
+                errno(f.lookup(d, OsStr::new(dir))),
+                libc::ENOENT,
+                "{name}/{dir}"
+            );
+        }
+        assert!(
+            !names(&list(&f, d)).iter().any(|n| n.starts_with("float")),
+            "{name}"
+        );
+    }
+    assert!(names(&list(&f, walk(&f, "s.nii.d"))).contains(&"float32".to_string()));
+}

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::nifti::{FormatError, ImageLayout, Version as NiftiVersion};
 use crate::source::local::LocalStore;
 use crate::source::{self, ByteSource, DataFile, Meta, Store, Version};
+use crate::view::convert::{FloatConversion, FloatType};
 use crate::view::names::Catalog;
 
 /// The largest header-plus-extensions block nifuse reads to parse an image.
@@ -88,6 +89,9 @@ pub struct Image {
     pub version: u64,
     /// The names of its views, as far as the header decides them.
     pub catalog: Catalog,
+    /// How its float32 and float64 views compute their voxels (none for
+    /// complex, RGB, float128 data, or a slope nibabel refuses).
+    pub floats: [Option<FloatConversion>; 2],
 }
 
 /// The image file name without its NIfTI extension (`.nii`, `.nii.gz`,
@@ -103,8 +107,17 @@ pub fn stem(file_name: &str) -> &str {
     file_name
 }
 
+/// The float conversions of an image: float32 and float64, or why it has none.
+fn floats(layout: &ImageLayout, name: &str) -> [Option<FloatConversion>; 2] {
+    FloatType::ALL.map(|t| {
+        FloatConversion::new(layout.header(), layout.dtype(), t)
+            .map_err(|why| log::debug!("{name}: no {} views: {why}", t.name()))
+            .ok()
+    })
+}
+
 /// The header-given part of the view names of an image called `file_name`.
-fn catalog(layout: &ImageLayout, file_name: &str) -> Catalog {
+fn catalog(layout: &ImageLayout, file_name: &str, floats: bool) -> Catalog {
     let max_count = match layout.header().version() {
         NiftiVersion::Nifti1 => i16::MAX as u64,
         NiftiVersion::Nifti2 => i64::MAX as u64,
@@ -113,7 +126,7 @@ fn catalog(layout: &ImageLayout, file_name: &str) -> Catalog {
         n_vols: layout.n_vols(),
         dims: layout.vol_dims(),
         stem: stem(file_name).to_string(),
-        floats: false,
+        floats,
         max_count,
         ..Catalog::default()
     }
@@ -223,8 +236,10 @@ pub fn probe(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or(file_name);
+    let floats = floats(&layout, name);
     Ok(Image {
-        catalog: catalog(&layout, listed_name),
+        catalog: catalog(&layout, listed_name, floats.iter().all(Option::is_some)),
+        floats,
         name: name.to_string(),
         header_path: path.to_path_buf(),
         header_meta: meta,

@@ -36,7 +36,8 @@ impl Fs {
             Selection::B0 | Selection::Shell(_) => Some(self.volume_sets(rel, s)?),
             _ => None,
         };
-        let shape = Shape::resolve(&image.layout, view, sets.as_deref()).ok_or_else(missing)?;
+        let shape = Shape::resolve(&image.layout, view, sets.as_deref(), &image.floats)
+            .ok_or_else(missing)?;
         Ok((image, shape))
     }
 

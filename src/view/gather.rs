@@ -25,6 +25,8 @@ thread_local! {
     static SPAN: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Whole voxels of one piece, before conversion or a partial copy.
     static VOXELS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The same voxels converted to float.
+    static FLOATS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on exactly `len` bytes of the thread's buffer `cell` (contents
@@ -85,19 +87,25 @@ pub fn read_data(
             Some((Axis::Z, index)) => Some(index * dims[0] * dims[1] * bpv),
             Some(_) => None,
         };
-        match contiguous_from {
+        match (contiguous_from, shape.conversion) {
             // The stored bytes of a whole volume or a z plane: one run, as is.
-            Some(from) if shape.out_bpv == bpv => fetch(base + from + within, dst)?,
-            _ => {
-                let (v0, v1) = (
-                    within / shape.out_bpv,
-                    (within + n as u64).div_ceil(shape.out_bpv),
-                );
-                let skip = size(within - v0 * shape.out_bpv)?;
+            (Some(from), None) => fetch(base + from + within, dst)?,
+            (_, conversion) => {
+                let out_bpv = shape.out_bpv;
+                let (v0, v1) = (within / out_bpv, (within + n as u64).div_ceil(out_bpv));
+                let skip = size(within - v0 * out_bpv)?;
                 scratch(&VOXELS, size((v1 - v0) * bpv)?, |voxels| -> Result<()> {
                     gather(shape, dims, base, v0, v1, voxels, fetch)?;
-                    dst.copy_from_slice(voxels.get(skip..skip + n).ok_or_else(too_large)?);
-                    Ok(())
+                    let Some(conv) = conversion else {
+                        dst.copy_from_slice(voxels.get(skip..skip + n).ok_or_else(too_large)?);
+                        return Ok(());
+                    };
+                    scratch(&FLOATS, size((v1 - v0) * out_bpv)?, |floats| {
+                        conv.convert(voxels, floats)
+                            .map_err(|e| Error::Invalid(e.to_string()))?;
+                        dst.copy_from_slice(floats.get(skip..skip + n).ok_or_else(too_large)?);
+                        Ok(())
+                    })
                 })?;
             }
         }

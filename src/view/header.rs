@@ -116,7 +116,11 @@ pub fn qform_column(h: &Header, i: usize) -> [f64; 3] {
         Version::Nifti2 => f64::EPSILON,
     };
     let w2 = 1.0 - (b * b + c * c + d * d);
-    let a = if w2.abs() < 3.0 * eps { 0.0 } else { w2.max(0.0).sqrt() };
+    let a = if w2.abs() < 3.0 * eps {
+        0.0
+    } else {
+        w2.max(0.0).sqrt()
+    };
     let n = a * a + b * b + c * c + d * d;
     let rot = if n < f64::EPSILON {
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]

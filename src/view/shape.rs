@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::convert::FloatConversion;
 use super::{Axis, Output, Selection, View};
 use crate::nifti::ImageLayout;
 
@@ -72,13 +73,21 @@ pub struct Shape {
     pub out_bpv: u64,
     /// Bytes of header (and extensions) before the data.
     pub header_len: u64,
+    /// For a float view: how its voxels are computed from the stored ones.
+    pub conversion: Option<FloatConversion>,
 }
 
 impl Shape {
     /// `view` of the image with `layout`, or `None` if the image has no such
     /// view (an index out of range, a shell the sidecars do not define, a
-    /// float view of complex data).
-    pub fn resolve(layout: &ImageLayout, view: View, sets: Option<&VolumeSets>) -> Option<Shape> {
+    /// float view of complex data). `floats` are the image's float32 and
+    /// float64 conversions, where it has them.
+    pub fn resolve(
+        layout: &ImageLayout,
+        view: View,
+        sets: Option<&VolumeSets>,
+        floats: &[Option<FloatConversion>; 2],
+    ) -> Option<Shape> {
         let n = layout.n_vols();
         let all = Volumes::Stepped {
             first: 0,
@@ -124,11 +133,13 @@ impl Shape {
             Some((Axis::Y, _)) => dx.checked_mul(dz)?,
             Some((Axis::Z, _)) => dx.checked_mul(dy)?,
         };
-        let out_bpv = match view.output {
-            Output::Stored => layout.bytes_per_voxel(),
-            // Float outputs are resolved once the conversion layer offers them.
-            Output::Float32 | Output::Float64 => return None,
+        let conversion = match view.output {
+            Output::Stored => None,
+            Output::Float32 => Some(floats[0]?),
+            Output::Float64 => Some(floats[1]?),
         };
+        let out_bpv =
+            conversion.map_or(layout.bytes_per_voxel(), |c| c.out_bytes_per_voxel() as u64);
         let keep_afni = view.selection == Selection::Whole;
         Some(Shape {
             view,
@@ -138,6 +149,7 @@ impl Shape {
             in_bpv: layout.bytes_per_voxel(),
             out_bpv,
             header_len: layout.header_len(keep_afni),
+            conversion,
         })
     }
 
