@@ -19,5 +19,6 @@ pub mod fuse;
 pub mod nifti;
 pub mod size;
 pub mod source;
+pub mod view;
 
 pub use error::{Error, Result};
