@@ -4,14 +4,24 @@
 //! [`Gradients::parse`] reads the pair for an image of `n_vols` volumes (the
 //! rules are in [`parse`](Gradients::parse)); every number keeps its text as
 //! written. From it come the `.bval`/`.bvec` files of any selection of volumes
-//! ([`Gradients::bval_file`], [`Gradients::bvec_file`]).
+//! ([`Gradients::bval_file`], [`Gradients::bvec_file`]), the volumes that
+//! MRtrix3's `dwiextract -bzero` selects ([`Gradients::b0`]) and the shells as
+//! MRtrix3 finds them, each with the volumes `dwiextract -shells B` selects for
+//! its name ([`Gradients::shells`]).
+//!
+//! The MRtrix3 rules are those of MRtrix3 3.0.3 (`core/dwi/gradient.cpp`,
+//! `core/dwi/shells.cpp`, `cmd/dwiextract.cpp`), the version that Debian
+//! ships and that `tests/core_dwi.rs` runs against.
 
 mod files;
+mod mrtrix;
 mod parse;
+mod shells;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{Problem, SidecarError, SidecarKind};
+pub use shells::Shell;
 
 /// One number of a sidecar: its token exactly as written, and its value.
 #[derive(Clone, Debug)]
