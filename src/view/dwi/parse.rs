@@ -1,23 +1,6 @@
 //! Reading an FSL `bval`/`bvec` pair: number tokens, rows, orientation and
-//! counts, with errors that say which file and what to fix.
-//!
-//! The rules (what FSL's `read_ascii_matrix` users and MRtrix3's
-//! `load_bvecs_bvals` both accept, made exact):
-//! - Lines end at `\n`; spaces, tabs and `\r` separate numbers (so CRLF line
-//!   ends and trailing spaces are fine); lines holding no number are skipped
-//!   wherever they are; the last line needs no final newline.
-//! - A number is `[+-]digits[.digits][e[+-]digits]` (either side of the point
-//!   may be empty, not both), or `nan`, `-nan`, `inf`, `-inf` in any case,
-//!   exactly the forms MRtrix3 reads; a finite form too large for a double is
-//!   an error. Commas, `#` comments and anything else are errors.
-//! - Every row has the same count of numbers.
-//! - b-values: one row, or one value per line (FSL and MRtrix3 both transpose
-//!   a column).
-//! - Vectors: 3 rows (x, y, z) of one value per volume, or one row of 3 per
-//!   volume. Three rows are always read as x, y, z, also when there are 3
-//!   volumes (a 3x3 file): FSL (`if (bvecs.Nrows() > 3) bvecs = bvecs.t()`)
-//!   and MRtrix3 (transposes only when the file does not have 3 rows) do the same.
-//! - Each file holds exactly one entry per volume.
+//! counts, with errors that say which file and what to fix. The rules are
+//! those of [`Gradients::parse`].
 
 use std::fmt;
 
@@ -321,9 +304,28 @@ fn bvecs(bytes: &[u8], volumes: u64) -> Result<Vec<[Number; 3]>, Problem> {
 }
 
 impl Gradients {
-    /// Reads a bval/bvec pair for an image of `n_vols` volumes (rules in the
-    /// module documentation). The bval file is checked first; the error names
-    /// the first file at fault.
+    /// Reads a bval/bvec pair for an image of `n_vols` volumes. The bval file
+    /// is checked first; the error names the first file at fault.
+    ///
+    /// The rules, which FSL (`read_ascii_matrix`) and MRtrix3
+    /// (`load_bvecs_bvals`) both read the same way:
+    /// - Lines end at `\n`; spaces, tabs and `\r` separate numbers (so CRLF line
+    ///   ends and trailing spaces are fine); the last line needs no final
+    ///   newline; lines holding no number are skipped wherever they are, as
+    ///   MRtrix3 does (FSL stops at the first one: after the data, as here).
+    /// - A number is `[+-]digits[.digits][e[+-]digits]` (either side of the point
+    ///   may be empty, not both), or `nan`, `-nan`, `inf`, `-inf` in any case,
+    ///   the special forms MRtrix3 reads; a finite form too large for a double
+    ///   is an error (MRtrix3 refuses it too). Anything else is an error, also
+    ///   the commas, semicolons and `#` comments that MRtrix3 alone accepts.
+    /// - Every row has the same count of numbers.
+    /// - b-values: one row, or one value per line (FSL and MRtrix3 both transpose
+    ///   a column).
+    /// - Vectors: 3 rows (x, y, z) of one value per volume, or one row of 3 per
+    ///   volume. Three rows are always read as x, y, z, also when there are 3
+    ///   volumes (a 3x3 file): FSL (`if (bvecs.Nrows() > 3) bvecs = bvecs.t()`)
+    ///   and MRtrix3 (transposes only a file without 3 rows) do the same.
+    /// - Each file holds exactly one entry per volume.
     pub fn parse(bval: &[u8], bvec: &[u8], n_vols: u64) -> Result<Gradients, SidecarError> {
         let bvals = bvals(bval, n_vols).map_err(|problem| SidecarError {
             file: SidecarKind::Bval,

@@ -1,17 +1,5 @@
-//! The b=0 volumes and the shells of an image, with their names.
-//!
-//! `b0` is what `dwiextract -bzero` selects; the shells are MRtrix3's non-b=0
-//! clusters ([`super::mrtrix`]), in increasing b. A shell is named `shell_B`,
-//! B its mean b rounded to the nearest 100; to the nearest 10 where two shells
-//! would share a name, where B would be a b=0 value (<= 10), or where
-//! `dwiextract -shells B` would not select exactly this shell's volumes; then,
-//! for the same reasons, to the nearest 1. A shell that no such B names gets
-//! no file, so that `shell_B` always holds exactly what `dwiextract -shells B`
-//! selects. Rounding is half away from zero (1050 -> 1100).
-//!
-//! Both need every vector component to be a number (MRtrix3 3.0.3's choice
-//! of scaling has no defined result with a NaN norm); shells also need every
-//! scaled b-value to be a number. Otherwise both are empty.
+//! The b=0 volumes and the named shells of an image (rules on
+//! [`Gradients::shells`]), from MRtrix3's reading in [`super::mrtrix`].
 
 use super::Gradients;
 use super::mrtrix::{self, BZERO_THRESHOLD, Cluster};
@@ -53,14 +41,29 @@ impl Gradients {
         Some(mrtrix::scaled_bvalues(&bvals, &vectors))
     }
 
-    /// The volumes `dwiextract -bzero` selects (scaled b < 10), in volume order.
+    /// The volumes `dwiextract -bzero` selects (scaled b < 10, strictly), in
+    /// volume order; empty when a vector component is NaN (MRtrix3 3.0.3's
+    /// choice of scaling has no defined result then).
     pub fn b0(&self) -> Vec<u64> {
         self.scaled_bvalues()
             .map(|b| to_u64(&mrtrix::bzero(&b)))
             .unwrap_or_default()
     }
 
-    /// The named shells in increasing b (empty where MRtrix3 finds no shells).
+    /// The named shells in increasing b: MRtrix3's non-b=0 clusters (rules in
+    /// `mrtrix.rs`), empty where it finds no shells.
+    ///
+    /// A shell is named `shell_B`, B its mean b rounded to the nearest 100;
+    /// to the nearest 10 where two shells would share a name, where B would
+    /// be a b=0 value (<= 10), or where `dwiextract -shells B` would not
+    /// select exactly this shell's volumes; then, for the same reasons, to
+    /// the nearest 1. A shell that no such B names (or with B >= 10^15) gets
+    /// no file, so that `shell_B` always holds exactly what `dwiextract
+    /// -shells B` selects. Rounding is half away from zero (1050 -> 1100).
+    ///
+    /// Shells need every vector component and every scaled b-value to be a
+    /// number: MRtrix3 3.0.3 makes a NaN b a shell of its own and sorts by a
+    /// NaN mean, which has no defined order.
     pub fn shells(&self) -> Vec<Shell> {
         self.clusters().map(|c| name_shells(&c)).unwrap_or_default()
     }
