@@ -16,6 +16,7 @@
 //! ```
 
 pub mod convert;
+pub mod dwi;
 pub mod gather;
 pub mod header;
 pub mod names;
