@@ -176,19 +176,10 @@ fn dwiextract_shells_for_any_b() {
 fn dsi_lattice_has_no_shells() {
     let mut b = Vec::new();
     let mut v = Vec::new();
-    for x in -5i32..=5 {
-        for y in -5i32..=5 {
-            for z in -5i32..=5 {
-                let q2 = x * x + y * y + z * z;
-                if q2 <= 25 && (z > 0 || (z == 0 && (y > 0 || (y == 0 && x >= 0)))) {
-                    b.push(format!("{}", 4000 * q2 / 25));
-                    v.push(
-                        [x, y, z]
-                            .map(|c| format!("{}", f64::from(c) / f64::from(q2.max(1)).sqrt())),
-                    );
-                }
-            }
-        }
+    for [x, y, z] in case::dsi_lattice() {
+        let q2 = x * x + y * y + z * z;
+        b.push(format!("{}", 4000 * q2 / 25));
+        v.push([x, y, z].map(|c| format!("{}", f64::from(c) / f64::from(q2.max(1)).sqrt())));
     }
     let (bval, bvec) = tables(&b, &v, true);
     let case = Case::new(&bval, &bvec, b.len());

@@ -257,6 +257,8 @@ fn a_rewritten_source_is_seen_by_getattr_lookup_and_open() {
             ".",
             "..",
             "a.nii",
+            "float32",
+            "float64",
             "vol_0000.nii",
             "vol_0001.nii",
             "vol_0002.nii",

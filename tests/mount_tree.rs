@@ -300,7 +300,8 @@ fn listing_a_tree_of_many_images_holds_no_source_files_open() {
     let (ok, out, err) = run(
         Command::new("find")
             .arg(&m.mnt)
-            .args(["-name", "vol_0002.nii", "-size", "+0"]),
+            // MNT/sub-NN/NAME.d/vol_0002.nii: the volumes, not the float views' copies.
+            .args(["-maxdepth", "3", "-name", "vol_0002.nii", "-size", "+0"]),
         Duration::from_secs(60),
     );
     assert!(ok, "{err}");
@@ -364,7 +365,11 @@ fn find_over_10000_images_and_ls_of_1200_volumes_read_no_voxel_data() {
     );
 
     let (ok, out, err) = run(
+        // Down to MNT/sub/NAME.d/vol_K.nii: the views' own directories (x/ y/ z/,
+        // float32/ float64/) hold tens of files per image more, not what this is about.
         Command::new("find").arg(&m.mnt).args([
+            "-maxdepth",
+            "3",
             "-path",
             "*/run-*.nii.d/vol_0003.nii",
             "-size",

@@ -343,6 +343,9 @@ fn serve(
     if let Some(report) = report {
         let _ = writeln!(report, "mounted");
     }
+    // The last word of the set-up (the read-ahead is raised, the signals
+    // are watched): from here on requests are served.
+    log::info!("serving {}", mountpoint.display());
     session
         .run()
         .map_err(|e| format!("serving {}: {e}", mountpoint.display()))?;

@@ -16,7 +16,7 @@ use super::image::Image;
 use super::tree::{CONTROL_DIR, Control, Node};
 use super::{Entry, Fs};
 use crate::error::{Error, Result};
-use crate::view::names::{Entry as Named, Sidecar};
+use crate::view::names::Entry as Named;
 use crate::view::shape::Shape;
 use crate::view::{Dir, Selection, View};
 
@@ -33,7 +33,7 @@ impl Fs {
         let image = self.image_version(rel, v)?;
         let missing = || Error::NotFound(format!("{}.d: no such view {view:?}", rel.display()));
         let sets = match view.selection {
-            Selection::B0 | Selection::Shell(_) => Some(self.volume_sets(rel, s)?),
+            Selection::B0 | Selection::Shell(_) => Some(self.volume_sets(rel, &image, s)?),
             _ => None,
         };
         let shape = Shape::resolve(&image.layout, view, sets.as_deref(), &image.floats)
@@ -78,11 +78,15 @@ impl Fs {
     }
 
     pub(crate) fn entry(&self, ino: u64, node: &Node) -> Result<Entry> {
+        // What the sidecars choose may change while the image does not: the
+        // kernel keeps such names no longer than mirrored ones.
         let ttl = match node {
-            Node::ImageDir(..) | Node::View(..) => self.config.volume_ttl,
-            Node::Sidecar(..) | Node::Mirror(_) | Node::ControlDir | Node::ControlFile(_) => {
-                self.config.ttl
-            }
+            Node::View(_, _, 0, _) | Node::ImageDir(..) => self.config.volume_ttl,
+            Node::View(..)
+            | Node::Sidecar(..)
+            | Node::Mirror(_)
+            | Node::ControlDir
+            | Node::ControlFile(_) => self.config.ttl,
         };
         Ok(Entry {
             attr: self.attr_of(ino, node)?,
@@ -142,13 +146,13 @@ impl Fs {
             Named::Dir(dir) => Node::ImageDir(rel, v, dir),
             Named::View(view) => {
                 let s = match view.selection {
-                    Selection::B0 | Selection::Shell(_) => self.sidecar_version(&rel),
+                    Selection::B0 | Selection::Shell(_) => self.sidecar_version(&rel, image),
                     _ => 0,
                 };
                 Node::View(rel, v, s, view)
             }
             Named::Sidecar(view, kind) => {
-                let s = self.sidecar_version(&rel);
+                let s = self.sidecar_version(&rel, image);
                 Node::Sidecar(rel, v, s, view, kind)
             }
         }
@@ -210,44 +214,5 @@ impl Fs {
             Node::Mirror(rel) => self.store().read_link(&rel).map(|t| t.into_vec()),
             _ => Err(Error::Invalid("not a symlink".into())),
         }
-    }
-}
-
-/// The contents of the sidecar files of views: for now none exist (the
-/// catalog offers none until the diffusion sidecars are read).
-impl Fs {
-    pub(crate) fn sidecar_version(&self, _rel: &Path) -> u64 {
-        0
-    }
-
-    pub(crate) fn volume_sets(
-        &self,
-        rel: &Path,
-        _s: u64,
-    ) -> Result<Arc<crate::view::shape::VolumeSets>> {
-        Err(Error::NotFound(format!(
-            "{}: no diffusion sidecars",
-            rel.display()
-        )))
-    }
-
-    pub(crate) fn sidecar_bytes(
-        &self,
-        rel: &Path,
-        _image: &Image,
-        _s: u64,
-        _view: View,
-        kind: Sidecar,
-    ) -> Result<Vec<u8>> {
-        Err(Error::NotFound(format!(
-            "{}: no {} sidecar",
-            rel.display(),
-            kind.ext()
-        )))
-    }
-
-    /// The names of `image`'s views, with what its sidecars add.
-    pub(crate) fn catalog(&self, _rel: &Path, image: &Image) -> crate::view::names::Catalog {
-        image.catalog.clone()
     }
 }

@@ -14,6 +14,7 @@ mod lookup;
 mod open;
 pub mod read;
 pub mod registry;
+mod sidecars;
 pub mod stats;
 pub mod tree;
 pub mod xattr;
@@ -97,6 +98,7 @@ pub struct Fs {
     images: Registry,
     pub(crate) handles: Handles,
     caches: Caches,
+    sidecars: sidecars::Sidecars,
     invalidator: std::sync::OnceLock<Box<dyn Fn(Invalidate) + Send + Sync>>,
     started: SystemTime,
 }
@@ -113,6 +115,7 @@ impl Fs {
         Fs {
             images: Registry::new(store.clone(), config.index_dir.clone(), config.recheck),
             caches: Caches::new(config.cache_mode, config.cache_size),
+            sidecars: sidecars::Sidecars::new(store.clone(), config.recheck),
             store,
             config,
             inodes: InodeTable::new(),

@@ -18,10 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::image::{Image, stem};
+use crate::error::{Error, Result};
 use crate::source::{Store, Version, pread_full};
 use crate::view::dwi::Gradients;
 use crate::view::names::{Catalog, Sidecar};
-use crate::view::shape::VolumeSets;
+use crate::view::shape::{Shape, VolumeSets};
+use crate::view::{Selection, View};
 
 /// Sidecar files larger than this are not read (a bval of 10^6 volumes is ~8 MB).
 const MAX_SIDECAR: u64 = 64 << 20;
@@ -132,7 +134,13 @@ impl Sidecars {
     }
 
     /// Reads and checks the sidecars of `image`, whose files have `idents`.
-    fn read(&self, rel: &Path, image: &Image, paths: &[PathBuf; 3], idents: [Option<Version>; 3]) -> State {
+    fn read(
+        &self,
+        rel: &Path,
+        image: &Image,
+        paths: &[PathBuf; 3],
+        idents: [Option<Version>; 3],
+    ) -> State {
         let version = if idents.iter().all(Option::is_none) {
             0
         } else {
@@ -143,7 +151,11 @@ impl Sidecars {
             match self.read_file(&paths[i]) {
                 Ok(bytes) => Some(Arc::from(bytes)),
                 Err(why) => {
-                    log::warn!("{}: {why}; {} is served without it", paths[i].display(), rel.display());
+                    log::warn!(
+                        "{}: {why}; {} is served without it",
+                        paths[i].display(),
+                        rel.display()
+                    );
                     None
                 }
             }
@@ -162,7 +174,11 @@ impl Sidecars {
             (None, Some(_)) => Some(Err(format!("{} has no {} beside it", shown(1), shown(0)))),
             (Some(bval), Some(bvec)) => Some(
                 Gradients::parse(bval, bvec, image.layout.n_vols()).map_err(|e| {
-                    let file = if e.file == crate::view::dwi::SidecarKind::Bval { 0 } else { 1 };
+                    let file = if e.file == crate::view::dwi::SidecarKind::Bval {
+                        0
+                    } else {
+                        1
+                    };
                     format!("{}: {}", shown(file), e.problem)
                 }),
             ),
@@ -173,7 +189,10 @@ impl Sidecars {
                 let shells = g.shells();
                 state.sets = Arc::new(VolumeSets {
                     b0: Arc::from(g.b0()),
-                    shells: shells.iter().map(|s| Arc::from(s.volumes.clone())).collect(),
+                    shells: shells
+                        .iter()
+                        .map(|s| Arc::from(s.volumes.clone()))
+                        .collect(),
                 });
                 state.shell_names = shells.into_iter().map(|s| s.name).collect();
                 state.gradients = Some(Arc::new(g));
@@ -188,14 +207,74 @@ impl Sidecars {
     }
 
     /// The bytes of the source file `rel`, or why not.
-    fn read_file(&self, rel: &Path) -> Result<Vec<u8>, String> {
-        let src = self.store.open(rel).map_err(|e| format!("cannot be read: {e}"))?;
+    fn read_file(&self, rel: &Path) -> std::result::Result<Vec<u8>, String> {
+        let src = self
+            .store
+            .open(rel)
+            .map_err(|e| format!("cannot be read: {e}"))?;
         if src.len() > MAX_SIDECAR {
             return Err(format!("is larger than {} bytes", MAX_SIDECAR));
         }
         let mut buf = vec![0u8; usize::try_from(src.len()).map_err(|e| e.to_string())?];
-        let n = pread_full(src.as_ref(), 0, &mut buf).map_err(|e| format!("cannot be read: {e}"))?;
+        let n =
+            pread_full(src.as_ref(), 0, &mut buf).map_err(|e| format!("cannot be read: {e}"))?;
         buf.truncate(n);
         Ok(buf)
+    }
+}
+
+impl super::Fs {
+    /// The sidecars of `image` at `rel`, as they are now.
+    fn sidecar_state(&self, rel: &Path, image: &Image) -> Arc<State> {
+        self.sidecars.of(rel, image)
+    }
+
+    /// The current version of the sidecars of `image` at `rel`.
+    pub(crate) fn sidecar_version(&self, rel: &Path, image: &Image) -> u64 {
+        self.sidecar_state(rel, image).version
+    }
+
+    /// The sidecar state of version `s`, or ESTALE if the files changed since.
+    fn sidecars_at(&self, rel: &Path, image: &Image, s: u64) -> Result<Arc<State>> {
+        let state = self.sidecar_state(rel, image);
+        if state.version != s {
+            return Err(Error::Stale(format!("{}: sidecars changed", rel.display())));
+        }
+        Ok(state)
+    }
+
+    /// The volumes of `b0.nii` and the shells at sidecar version `s`.
+    pub(crate) fn volume_sets(&self, rel: &Path, image: &Image, s: u64) -> Result<Arc<VolumeSets>> {
+        Ok(self.sidecars_at(rel, image, s)?.sets.clone())
+    }
+
+    /// The bytes of sidecar `kind` of `view`, at sidecar version `s`.
+    pub(crate) fn sidecar_bytes(
+        &self,
+        rel: &Path,
+        image: &Image,
+        s: u64,
+        view: View,
+        kind: Sidecar,
+    ) -> Result<Vec<u8>> {
+        let state = self.sidecars_at(rel, image, s)?;
+        let missing =
+            || Error::NotFound(format!("{}: no {} for {view:?}", rel.display(), kind.ext()));
+        let volumes = match view.selection {
+            Selection::Whole => None,
+            _ => {
+                let shape = Shape::resolve(&image.layout, view, Some(&state.sets), &image.floats)
+                    .ok_or_else(missing)?;
+                Some(shape.volumes.to_vec())
+            }
+        };
+        state.file(kind, volumes.as_deref()).ok_or_else(missing)
+    }
+
+    /// The names of `image`'s views, with what its sidecars add.
+    pub(crate) fn catalog(&self, rel: &Path, image: &Image) -> Catalog {
+        let mut catalog = image.catalog.clone();
+        self.sidecar_state(rel, image).apply(&mut catalog);
+        catalog
     }
 }

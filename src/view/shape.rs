@@ -36,6 +36,11 @@ impl Volumes {
         }
     }
 
+    /// All the source volumes, in order.
+    pub fn to_vec(&self) -> Vec<u64> {
+        (0..self.count()).filter_map(|i| self.get(i)).collect()
+    }
+
     /// The source volume of output volume `i`.
     pub fn get(&self, i: u64) -> Option<u64> {
         match self {

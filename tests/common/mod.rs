@@ -162,8 +162,10 @@ impl Mount {
             .spawn()
             .expect("spawn nifuse");
         self.child = Some(child);
+        // Live means mounted and set up: the daemon logs "serving" after the
+        // read-ahead is raised and the signal handlers are in place.
         let start = Instant::now();
-        while !is_mounted(&self.mnt) {
+        while !is_mounted(&self.mnt) || !self.log().contains("serving ") {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!(
                     "nifuse exited with {status} before mounting: {}",
