@@ -280,7 +280,6 @@ fn request_threads(m: &Mount, expected: usize) -> usize {
     while count() < expected && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    std::thread::sleep(Duration::from_millis(100));
     count()
 }
 

@@ -467,10 +467,16 @@ fn read_while_changing(
     for r in readers {
         r.join().unwrap();
     }
-    // New opens see the newest version (after the attribute TTL).
-    std::thread::sleep(Duration::from_millis(1100));
-    let fresh = read_whole(&fs::File::open(&vol).unwrap()).unwrap();
-    let last = which_version(&fresh, &versions);
+    // New opens see the newest version once the kernel's attributes expire (1 s TTL).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let fresh = read_whole(&fs::File::open(&vol).unwrap()).unwrap();
+        let last = which_version(&fresh, &versions);
+        if last == Some(VERSIONS - 1) || std::time::Instant::now() > deadline {
+            break last;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut run = Arc::try_unwrap(run).ok().unwrap().into_inner().unwrap();
     if last != Some(VERSIONS - 1) {
         run.mixes.push(format!(

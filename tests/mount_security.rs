@@ -91,13 +91,27 @@ fn files_show_the_source_owner_and_mode_minus_write_bits() {
     );
     let p = fs::metadata(m.path("secret.txt")).unwrap();
     assert_eq!((p.uid(), p.mode() & 0o7777), (0, 0o400));
-    // A change of owner or mode in SOURCE shows up (after the attribute TTL).
+    // A change of owner or mode in SOURCE shows up once the kernel's attributes expire (1 s TTL).
     fs::set_permissions(m.src.join("theirs.nii"), fs::Permissions::from_mode(0o604)).unwrap();
     chown(&m.src.join("theirs.nii"), 4321, 4321);
-    std::thread::sleep(Duration::from_millis(1100));
-    let meta = fs::symlink_metadata(m.path("theirs.nii")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let meta = loop {
+        let meta = fs::symlink_metadata(m.path("theirs.nii")).unwrap();
+        if meta.uid() == 4321 || std::time::Instant::now() > deadline {
+            break meta;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (4321, 0o404));
-    let v = fs::metadata(m.path("theirs.nii.d/vol_0001.nii")).unwrap();
+    // Noticing the change told the kernel to forget theirs.nii.d (from the
+    // invalidation thread: wait for it to land).
+    let v = loop {
+        let v = fs::metadata(m.path("theirs.nii.d/vol_0001.nii")).unwrap();
+        if v.uid() == 4321 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(
         (v.uid(), v.mode() & 0o7777),
         (4321, 0o404),
@@ -319,7 +333,13 @@ fn symlinks_are_shown_as_symlinks_and_never_followed_out_of_source() {
     fs::write(outside.join("other.nii"), image4d(4, 4, 4, 3, 10).0).unwrap();
     fs::remove_file(m.src.join("swapped.nii")).unwrap();
     std::os::unix::fs::symlink(outside.join("other.nii"), m.src.join("swapped.nii")).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
+    // Gone once the kernel's names expire (1 s TTL).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while names(&m.mnt).contains(&"swapped.nii.d".to_string())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         !names(&m.mnt).contains(&"swapped.nii.d".to_string()),
         "swapped.nii now points out of SOURCE"
@@ -422,8 +442,6 @@ fn a_full_workload_leaves_source_byte_and_metadata_identical() {
         chown(&src.join("sub/bold.nii.gz"), 1234, 1234);
     })
     .start(&["-o", "allow_other"]);
-    // Let timestamps settle so that any later change shows in mtime/ctime.
-    std::thread::sleep(Duration::from_millis(20));
     let before = snapshot(&m.src);
 
     // Reads of everything, cache control, stats.

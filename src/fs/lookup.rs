@@ -45,7 +45,21 @@ impl Fs {
     fn attr_of(&self, ino: u64, node: &Node) -> Result<Attr> {
         let (uid, gid, t) = (self.config.uid, self.config.gid, self.started);
         match node {
-            Node::Mirror(rel) => Ok(attr::mirror(ino, &self.lstat(rel)?)),
+            Node::Mirror(rel) => {
+                let meta = self.lstat(rel)?;
+                // An image file that changed (even only its owner or mode) is
+                // noticed the moment the kernel asks for its new attributes,
+                // whatever the registry's recheck interval: the kernel is then
+                // told to forget its NAME.d, whose attributes follow the file.
+                if let Some(known) = self.images.known(rel)
+                    && known.header_path == *rel
+                    && known.header_meta.version != meta.version
+                {
+                    self.images.expire(rel);
+                    self.image_at(rel);
+                }
+                Ok(attr::mirror(ino, &meta))
+            }
             Node::ImageDir(rel, v, dir) => {
                 let image = self.image_version(rel, *v)?;
                 if !self.dir_exists(&image, *dir) {
