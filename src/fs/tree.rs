@@ -175,6 +175,17 @@ impl InodeTable {
         Some(path)
     }
 
+    /// The inode numbers of every node of the source path `path` (its
+    /// mirrored entry, and for images its `NAME.d` and volumes).
+    pub fn inodes_of_path(&self, path: &Path) -> Vec<u64> {
+        let inner = self.lock();
+        (1u64..)
+            .zip(inner.nodes.iter())
+            .filter(|(_, (node, _))| node.source_path() == Some(path))
+            .map(|(ino, _)| ino)
+            .collect()
+    }
+
     /// Whether the kernel still holds any inode of the source path `path`
     /// (its mirrored entry, and for images its `NAME.d` or any volume).
     pub fn path_referenced(&self, path: &Path) -> bool {
@@ -224,5 +235,16 @@ mod tests {
         assert!(!t.path_referenced(Path::new("img.nii")));
         assert_eq!(t.forget(ino, 1), None);
         assert_eq!(t.forget(ROOT_INO, 1), None);
+    }
+
+    #[test]
+    fn inodes_of_a_path_are_all_its_nodes() {
+        let t = InodeTable::new();
+        let m = t.ino(&Node::Mirror("img.nii".into()));
+        let d = t.ino(&Node::ImageDir("img.nii".into(), 1));
+        let v = t.ino(&Node::Volume("img.nii".into(), 0, 1));
+        t.ino(&Node::Volume("other.nii".into(), 0, 1));
+        assert_eq!(t.inodes_of_path(Path::new("img.nii")), vec![m, d, v]);
+        assert!(t.inodes_of_path(Path::new("none.nii")).is_empty());
     }
 }

@@ -3,25 +3,32 @@
 //! A cursor starts either at the beginning of the file or at a checkpoint,
 //! produces uncompressed output into its history buffer (which always keeps
 //! at least the last 32 KiB, so the window of any block boundary it passes is
-//! at hand), verifies each member's CRC-32 and ISIZE, and applies the
-//! placement rules of `index.rs` to every block boundary it passes, collecting
-//! new checkpoints in `pending` for the owner to merge into the index.
+//! at hand) and splits it into segments (`segments.rs`). It has one of two
+//! roles:
+//! * [`Role::Build`] (the first pass, one per file): applies the placement
+//!   rules of `index.rs` to every block boundary it passes, records each
+//!   segment's CRC-32 and each member whose CRC-32 and ISIZE match its
+//!   trailer, collecting them in `pending`, `new_segs` and `new_members` for
+//!   the owner to merge into the index;
+//! * [`Role::Check`] (every other read): compares each segment it completes
+//!   with the CRC the index recorded for it ([`GzError::Damaged`] if they
+//!   differ), so that no byte is returned before its segment was checked.
 
-use crate::source::ByteSource;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::source::ByteSource;
+
 use super::GzError;
 use super::header::parse_header;
-use super::index::{Checkpoint, Rules};
+use super::index::{Checkpoint, Member, Rules, Seg};
+use super::segments::{combine, next_fixed};
 use super::zlib::{RawInflate, Status, WINDOW_SIZE};
 
-const HIST_CAP: usize = 256 * 1024;
-const IBUF_CAP: usize = 64 * 1024;
+const HIST_CAP: usize = 512 * 1024;
+const IBUF_CAP: usize = 128 * 1024;
 const MIN_STEP: usize = 16 * 1024;
-/// After a read, go on to the end of the stream to check the trailer if at
-/// most this many compressed bytes are left.
-const TAIL_VERIFY: u64 = 128 * 1024;
 
 /// What a cursor needs from its owner while it runs (no locks held).
 pub struct Ctx<'a> {
@@ -38,6 +45,15 @@ enum Phase {
     Done,
 }
 
+/// What a cursor does with the segments it decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Record checkpoints, segments and verified members (the first pass).
+    Build,
+    /// Check segments against `Cursor::check` (reads from the index).
+    Check,
+}
+
 /// A block boundary seen but not yet decided on.
 pub(super) struct Boundary {
     pub(super) out: u64,
@@ -50,6 +66,7 @@ pub(super) struct Boundary {
 
 pub struct Cursor {
     pub(super) rules: Rules,
+    role: Role,
     z: RawInflate,
     phase: Phase,
     members: u64,
@@ -60,21 +77,29 @@ pub struct Cursor {
     pub(super) hist_len: usize,
     pub(super) hist_base: u64,
     member_out: u64,
-    pub(super) crc: crc32fast::Hasher,
+    /// CRC-32 of the member's bytes `member_out..seg_start`.
+    member_crc: u32,
+    /// Start of the segment being decoded, and the CRC of its bytes so far.
+    seg_start: u64,
+    seg_crc: crc32fast::Hasher,
     pub(super) last_cp: u64,
     pub(super) prev: Option<Boundary>,
-    /// Checkpoints below this are already in the index (skip recording them).
-    pub known_covered: u64,
-    /// New checkpoints found since the last merge.
+    /// History from this offset on is kept when the buffer is compacted
+    /// (bytes a sequential reader will ask for next).
+    pub keep_from: u64,
+    /// Build: new checkpoints found since the last merge.
     pub pending: Vec<Checkpoint>,
-    /// Offset of the last boundary seen: all checkpoints before it are decided.
-    pub seen_to: u64,
-    /// The checkpoint after the one this cursor started from: the cursor
-    /// must meet it exactly (same bit position, member and CRC), else the
-    /// index does not match the data.
-    pub verify: Option<Checkpoint>,
+    /// Build: segments completed since the last merge.
+    pub new_segs: Vec<Seg>,
+    /// Build: members verified since the last merge.
+    pub new_members: Vec<Member>,
+    /// Check: the recorded segments ahead, the first starting at `seg_start`.
+    pub check: VecDeque<Seg>,
     /// Total uncompressed size once the end of the stream was reached.
     pub total: Option<u64>,
+    /// Check: bytes were decoded past the segments in `check`, unchecked
+    /// (the cursor is not reused).
+    pub blind: bool,
 }
 
 /// Read as many bytes as possible at `pos` (short only at end of file).
@@ -102,9 +127,10 @@ fn zerr(at: u64, e: super::zlib::ZError) -> GzError {
 }
 
 impl Cursor {
-    fn blank(rules: &Rules, known_covered: u64) -> Result<Cursor, GzError> {
+    fn blank(rules: &Rules, role: Role) -> Result<Cursor, GzError> {
         Ok(Cursor {
             rules: rules.clone(),
+            role,
             z: RawInflate::new().map_err(|e| zerr(0, e))?,
             phase: Phase::Header,
             members: 0,
@@ -115,30 +141,30 @@ impl Cursor {
             hist_len: 0,
             hist_base: 0,
             member_out: 0,
-            crc: crc32fast::Hasher::new(),
+            member_crc: 0,
+            seg_start: 0,
+            seg_crc: crc32fast::Hasher::new(),
             last_cp: 0,
             prev: None,
-            known_covered,
+            keep_from: 0,
             pending: Vec::new(),
-            seen_to: 0,
-            verify: None,
+            new_segs: Vec::new(),
+            new_members: Vec::new(),
+            check: VecDeque::new(),
             total: None,
+            blind: false,
         })
     }
 
     /// A cursor at the very start of the file (parses the first gzip header).
-    pub fn at_start(ctx: &Ctx, known_covered: u64) -> Result<Cursor, GzError> {
-        Cursor::blank(ctx.rules, known_covered)
+    pub fn at_start(ctx: &Ctx, role: Role) -> Result<Cursor, GzError> {
+        Cursor::blank(ctx.rules, role)
     }
 
     /// A cursor resuming at checkpoint `cp` (validated against the file first).
-    pub fn at_checkpoint(
-        ctx: &Ctx,
-        cp: &Checkpoint,
-        known_covered: u64,
-    ) -> Result<Cursor, GzError> {
+    pub fn at_checkpoint(ctx: &Ctx, cp: &Checkpoint, role: Role) -> Result<Cursor, GzError> {
         cp.check(ctx.file_len).map_err(GzError::BadIndex)?;
-        let mut c = Cursor::blank(ctx.rules, known_covered)?;
+        let mut c = Cursor::blank(ctx.rules, role)?;
         let byte = cp.bitpos / 8;
         let bit = (cp.bitpos % 8) as u8;
         c.ibuf_off = byte;
@@ -161,11 +187,12 @@ impl Cursor {
         c.hist_len = w;
         c.hist_base = cp.out - w as u64; // check() guarantees w <= out - member_out
         c.member_out = cp.member_out;
-        c.crc = crc32fast::Hasher::new_with_initial_len(cp.crc, cp.out - cp.member_out);
+        c.member_crc = cp.crc;
+        c.seg_start = cp.out;
+        c.keep_from = cp.out;
         c.phase = Phase::Body;
         c.members = 1;
         c.last_cp = cp.out;
-        c.seen_to = cp.out;
         c.prev = Some(Boundary {
             out: cp.out,
             bitpos: cp.bitpos,
@@ -187,6 +214,12 @@ impl Cursor {
         self.hist_base
     }
 
+    /// Start of the segment being decoded: every byte before it is in a
+    /// completed segment (checked against the index, for [`Role::Check`]).
+    pub fn seg_start(&self) -> u64 {
+        self.seg_start
+    }
+
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
     }
@@ -196,7 +229,9 @@ impl Cursor {
         self.ibuf_off + self.ipos as u64
     }
 
-    /// Copy `buf.len()` bytes at `offset` (>= `hist_base()`) into `buf`.
+    /// Copy `buf.len()` bytes at `offset` (>= `hist_base()`) into `buf`; a
+    /// [`Role::Check`] cursor returns only once every segment holding them
+    /// matched its recorded CRC.
     pub fn read(&mut self, ctx: &Ctx, offset: u64, buf: &mut [u8]) -> Result<(), GzError> {
         let end = offset
             .checked_add(buf.len() as u64)
@@ -208,6 +243,7 @@ impl Cursor {
         }
         let mut pos = offset;
         loop {
+            self.keep_from = pos;
             let out = self.out();
             if pos < out {
                 let upto = end.min(out);
@@ -219,41 +255,34 @@ impl Cursor {
                 buf[d..d + (b - a)].copy_from_slice(&self.hist[a..b]);
                 pos = upto;
             }
-            if pos >= end {
-                self.settle();
-                // The requested bytes are in `buf`; a stream that is cut short
-                // after them does not make them wrong (callers verify whole
-                // streams separately), so only corruption fails the read here.
-                return match self.verify_tail(ctx, end) {
-                    Err(GzError::Truncated { .. }) => Ok(()),
-                    other => other,
-                };
+            let checked = self.role == Role::Build || self.seg_start >= end;
+            if pos >= end && checked {
+                self.keep_from = end;
+                if self.role == Role::Build {
+                    self.settle();
+                }
+                return Ok(());
             }
             if let Some(total) = self.total {
-                return Err(GzError::OutOfRange {
-                    offset,
-                    len: buf.len() as u64,
-                    total,
-                });
+                if pos < end {
+                    return Err(GzError::OutOfRange {
+                        offset,
+                        len: buf.len() as u64,
+                        total,
+                    });
+                }
+                return Err(GzError::Damaged(format!(
+                    "the stream ends at {total} inside a segment of the index"
+                )));
             }
-            let want = usize::try_from(end - self.out()).unwrap_or(usize::MAX);
+            if self.role == Role::Check && self.check.is_empty() {
+                return Err(GzError::Damaged(format!(
+                    "bytes up to {end} are not covered by the index"
+                )));
+            }
+            let want = usize::try_from(end.saturating_sub(self.out())).unwrap_or(usize::MAX);
             self.step(ctx, want)?;
         }
-    }
-
-    /// If the end of the file is near, inflate on to it so the member's CRC-32
-    /// and ISIZE get checked, as long as the bytes from `keep_from` on stay in
-    /// the history buffer (so a sequential reader can continue from there).
-    fn verify_tail(&mut self, ctx: &Ctx, keep_from: u64) -> Result<(), GzError> {
-        while self.phase != Phase::Done && ctx.file_len.saturating_sub(self.in_pos()) <= TAIL_VERIFY
-        {
-            let full = HIST_CAP - self.hist_len < MIN_STEP;
-            if full && self.out() > keep_from.saturating_add(WINDOW_SIZE as u64) {
-                break;
-            }
-            self.step(ctx, MIN_STEP)?;
-        }
-        Ok(())
     }
 
     /// Inflate until the output reaches `until` or the stream ends.
@@ -262,6 +291,16 @@ impl Cursor {
             self.step(ctx, usize::MAX)?;
         }
         Ok(())
+    }
+
+    /// Build: ends the open segment where the output stopped (the stream
+    /// was cut short), so that every decoded byte has a segment.
+    pub fn close_open_segment(&mut self) {
+        let (out, at) = (self.out(), self.in_pos());
+        if self.role == Role::Build && out > self.seg_start {
+            // Build never fails to close a segment (only Check compares).
+            let _ = self.close_segment(out, at);
+        }
     }
 
     fn seek_in(&mut self, pos: u64) {
@@ -292,27 +331,31 @@ impl Cursor {
                 self.members += 1;
                 let out = self.out();
                 self.member_out = out;
-                self.crc = crc32fast::Hasher::new();
+                self.member_crc = 0;
+                self.seg_start = out;
+                self.seg_crc = crc32fast::Hasher::new();
                 self.seek_in(data);
                 self.phase = Phase::Body;
-                let b = Boundary {
-                    out,
-                    bitpos: data.saturating_mul(8),
-                    member_out: out,
-                    crc: 0,
-                    member_start: true,
-                    window: Some(Arc::from(Vec::new())),
-                };
-                self.on_boundary(b)?;
+                if self.role == Role::Build {
+                    let b = Boundary {
+                        out,
+                        bitpos: data.saturating_mul(8),
+                        member_out: out,
+                        crc: 0,
+                        member_start: true,
+                        window: Some(Arc::from(Vec::new())),
+                    };
+                    self.on_boundary(b);
+                }
             }
             None => {
                 let total = self.out();
-                if let Some(p) = self.prev.take()
+                if self.role == Role::Build
+                    && let Some(p) = self.prev.take()
                     && self.rules.start_in(p.out, total)
                 {
                     self.record(p);
                 }
-                self.seen_to = total;
                 self.total = Some(total);
                 self.phase = Phase::Done;
             }
@@ -344,10 +387,10 @@ impl Cursor {
             .inflate_block(&self.ibuf[self.ipos..], &mut self.hist[self.hist_len..cap])
             .map_err(|e| zerr(at, e))?;
         self.ipos += s.consumed;
-        let produced = &self.hist[self.hist_len..self.hist_len + s.produced];
-        self.crc.update(produced);
+        let lo = self.out();
         self.hist_len += s.produced;
         ctx.inflated.fetch_add(s.produced as u64, Ordering::Relaxed);
+        self.account(lo, self.out())?;
         match s.status {
             Status::StreamEnd => {
                 let held = s.held_bits() / 8;
@@ -358,25 +401,34 @@ impl Cursor {
                         at_compressed: at,
                         msg: "inconsistent inflate state at member end".into(),
                     })?;
+                let out = self.out();
+                if self.blind {
+                    // Past the checked segments: nothing to compare with.
+                    self.seek_in(trailer + 8);
+                    self.phase = Phase::Header;
+                    return Ok(());
+                }
+                self.close_segment(out, trailer)?;
                 self.trailer(ctx, trailer)?;
             }
             Status::Ok | Status::NeedMore => {
-                if s.at_block_boundary() {
+                if s.at_block_boundary() && self.role == Role::Build {
                     let out = self.out();
                     if self.prev.as_ref().is_none_or(|p| p.out != out) {
                         let bitpos = self
                             .in_pos()
                             .saturating_mul(8)
                             .saturating_sub(s.held_bits());
+                        self.close_segment(out, self.in_pos())?;
                         let b = Boundary {
                             out,
                             bitpos,
                             member_out: self.member_out,
-                            crc: self.crc.clone().finalize(),
+                            crc: self.member_crc,
                             member_start: false,
                             window: None,
                         };
-                        self.on_boundary(b)?;
+                        self.on_boundary(b);
                     }
                 }
                 if s.consumed == 0 && s.produced == 0 && s.status == Status::NeedMore {
@@ -390,6 +442,73 @@ impl Cursor {
         Ok(())
     }
 
+    /// Hash the new output `lo..hi` (in the history buffer) into segments,
+    /// closing each one at its boundary.
+    fn account(&mut self, lo: u64, hi: u64) -> Result<(), GzError> {
+        let mut pos = lo;
+        while pos < hi {
+            if self.blind || (self.role == Role::Check && self.check.is_empty()) {
+                self.blind = true;
+                return Ok(());
+            }
+            let boundary = self.next_boundary();
+            let stop = boundary.min(hi);
+            let (a, b) = (
+                (pos - self.hist_base) as usize,
+                (stop - self.hist_base) as usize,
+            );
+            self.seg_crc.update(&self.hist[a..b]);
+            pos = stop;
+            if pos == boundary {
+                self.close_segment(pos, self.in_pos())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the open segment ends, if no block or member boundary comes first.
+    fn next_boundary(&self) -> u64 {
+        match self.role {
+            Role::Build => next_fixed(self.seg_start, &self.rules.starts),
+            Role::Check => self.check.front().map_or(u64::MAX, |s| s.end),
+        }
+    }
+
+    /// Ends the open segment at `at` (compressed position `in_end`): Build
+    /// records it, Check compares it with the index.
+    fn close_segment(&mut self, at: u64, in_end: u64) -> Result<(), GzError> {
+        if at <= self.seg_start {
+            return Ok(());
+        }
+        let crc = std::mem::take(&mut self.seg_crc).finalize();
+        let len = at - self.seg_start;
+        match self.role {
+            Role::Build => self.new_segs.push(Seg {
+                end: at,
+                crc,
+                in_end,
+            }),
+            Role::Check => match self.check.pop_front() {
+                Some(s) if s.end == at && s.crc == crc => {}
+                Some(s) => {
+                    return Err(GzError::Damaged(format!(
+                        "decoded bytes {}..{at} have CRC-32 {crc:08x}, the index recorded {:08x} for {}..{}",
+                        self.seg_start, s.crc, self.seg_start, s.end
+                    )));
+                }
+                None => {
+                    return Err(GzError::Damaged(format!(
+                        "decoded bytes {}..{at} are past the segments of the index",
+                        self.seg_start
+                    )));
+                }
+            },
+        }
+        self.member_crc = combine(self.member_crc, crc, len);
+        self.seg_start = at;
+        Ok(())
+    }
+
     fn trailer(&mut self, ctx: &Ctx, pos: u64) -> Result<(), GzError> {
         let mut t = [0u8; 8];
         if read_full_at(ctx.file, pos, &mut t)? < 8 {
@@ -399,7 +518,7 @@ impl Cursor {
         }
         let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
         let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-        let got_crc = self.crc.clone().finalize();
+        let got_crc = self.member_crc;
         let got_len = (self.out() - self.member_out) as u32; // ISIZE is the length mod 2^32
         if crc != got_crc || isize != got_len {
             return Err(GzError::Corrupt {
@@ -410,18 +529,26 @@ impl Cursor {
                 ),
             });
         }
+        if self.role == Role::Build {
+            self.new_members.push(Member {
+                start: self.member_out,
+                end: self.out(),
+                crc,
+            });
+        }
         self.seek_in(pos + 8);
         self.phase = Phase::Header;
         Ok(())
     }
 
-    /// Keep only the last 32 KiB of history, saving the window of a pending boundary first.
+    /// Drop history before the last 32 KiB (and before `keep_from`, if that
+    /// leaves room), saving the window of a pending boundary first.
     fn compact(&mut self) {
         if self.hist_len <= WINDOW_SIZE {
             return;
         }
         if let Some(p) = self.prev.take() {
-            let p = if p.window.is_none() && p.out >= self.known_covered {
+            let p = if p.window.is_none() {
                 let w = self.window_at(p.out, p.member_out);
                 Boundary { window: w, ..p }
             } else {
@@ -429,9 +556,15 @@ impl Cursor {
             };
             self.prev = Some(p);
         }
-        let keep_from = self.hist_len - WINDOW_SIZE;
+        let mut keep_from = self.hist_len - WINDOW_SIZE;
+        if let Some(k) = self.keep_from.checked_sub(self.hist_base) {
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            if k < keep_from && self.hist_len - k <= HIST_CAP * 3 / 4 {
+                keep_from = k;
+            }
+        }
         self.hist.copy_within(keep_from..self.hist_len, 0);
         self.hist_base += keep_from as u64;
-        self.hist_len = WINDOW_SIZE;
+        self.hist_len -= keep_from;
     }
 }

@@ -1,0 +1,1 @@
+//! Tests of the lazy first pass and of verified reads.
