@@ -187,6 +187,9 @@ pub struct GzAccess {
     /// the background after a reader's part.
     me: Weak<GzAccess>,
     observer: OnceLock<Observer>,
+    /// Set when decoded bytes contradicted the index: until a new pass
+    /// verified them, reads are strict.
+    distrust: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -269,6 +272,7 @@ impl GzAccess {
             inflated: AtomicU64::new(0),
             me,
             observer: OnceLock::new(),
+            distrust: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -300,6 +304,11 @@ impl GzAccess {
         if buf.is_empty() {
             return Ok(());
         }
+        let verify = if self.distrust.load(Ordering::Relaxed) {
+            Verify::Strict
+        } else {
+            verify
+        };
         let len = buf.len() as u64;
         let end = offset.checked_add(len).ok_or(GzError::OutOfRange {
             offset,
@@ -348,7 +357,11 @@ impl GzAccess {
                     g.cursors.push(c);
                 }
             }
-            Err(GzError::Damaged(msg) | GzError::BadIndex(msg)) => self.discard(epoch, msg),
+            Err(GzError::Damaged(msg)) => {
+                self.distrust.store(true, Ordering::Relaxed);
+                self.discard(epoch, msg);
+            }
+            Err(GzError::BadIndex(msg)) => self.discard(epoch, msg),
             _ => {}
         }
         Some(r)
@@ -450,6 +463,26 @@ impl GzAccess {
             running: st.active(),
             outcome: st.outcome.clone(),
         }
+    }
+
+    /// Waits (without driving it) until the first pass ended or `timeout`
+    /// passed; returns how it ended.
+    pub fn wait_for_pass(&self, timeout: std::time::Duration) -> Option<Outcome> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.pass.lock();
+        while st.outcome.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = self
+                .pass
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        st.outcome.clone()
     }
 
     /// Persist the index if it grew since the last save (atomic write). Called after reads and on drop/unmount.
