@@ -96,7 +96,9 @@ impl Watch {
             Some((a, b)) => {
                 let a = a.max(limit);
                 log::warn!(
-                    "{}: {why}; decoded bytes {a}..{b} ({}) had been served before the damage was                      known and cannot be recalled; later reads past decoded byte {limit} give EIO                      and the kernel's cached pages of this image are dropped (restore the file                      from a good copy)",
+                    "{}: {why}; decoded bytes {a}..{b} ({}) had been served before the damage was known \
+                     and cannot be recalled; later reads past decoded byte {limit} give EIO and the \
+                     kernel's cached pages of this image are dropped (restore the file from a good copy)",
                     self.shown,
                     self.volumes(a, b)
                 );

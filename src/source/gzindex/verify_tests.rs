@@ -116,16 +116,21 @@ fn a_crc_mismatch_found_after_a_volume_was_served_fails_later_reads() {
         &crc_only_damage(&data, (NVOL - 2) * VOL),
     );
     let st = starts(VOL, NVOL);
-    let a = GzAccess::shared(source(&p), st.clone(), None);
+    // Not shared: no background continuation, so the pass ends when this
+    // test drives it on (deterministically after volume 0 was served).
+    let a = GzAccess::open(&p, st.clone(), None).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
     a.set_observer(Box::new(move |o| s2.lock().unwrap().push(o.clone())));
-    // Served before the end of the member (and its CRC) was reached.
+    assert_eq!(read_ok(&a, st[0], VOL), &data[..VOL]);
     assert_eq!(
-        read_ok(&a, st[0], VOL),
-        &data[st[0] as usize..st[0] as usize + VOL]
+        a.pass_report().outcome,
+        None,
+        "served before the CRC was known"
     );
-    let Some(Outcome::Failed(f)) = a.wait_for_pass(LONG) else {
+    let e = a.build_all(&mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains(TRAILER_MISMATCH), "{e}");
+    let Some(Outcome::Failed(f)) = a.pass_report().outcome else {
         panic!("{:?}", a.pass_report())
     };
     assert!(f.trailer_mismatch(), "{f:?}");
@@ -139,6 +144,15 @@ fn a_crc_mismatch_found_after_a_volume_was_served_fails_later_reads() {
         let e = a.read_exact_at(st[k], &mut vec![0u8; VOL]).unwrap_err();
         assert!(e.to_string().contains(TRAILER_MISMATCH), "{e}");
     }
+    // Shared: the background continuation finds it without any further read.
+    let a = GzAccess::shared(source(&p), st.clone(), None);
+    let mut buf = vec![0u8; VOL];
+    let first = a.read_exact_at(st[0], &mut buf);
+    assert!(
+        first.is_err() || buf == data[..VOL],
+        "right bytes or an error"
+    );
+    assert!(matches!(a.wait_for_pass(LONG), Some(Outcome::Failed(_))));
 }
 
 #[test]
