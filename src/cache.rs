@@ -6,9 +6,13 @@
 //! from the start, chunk by chunk. For an uncompressed image a reader waits
 //! only until the chunks it needs are in (its own volume plus the part before
 //! it); for a compressed one it never waits, and decodes its own volume
-//! through the gzip index meanwhile. A reader falls back to the source if the
-//! fill fails or is cancelled. In `unchanged` mode a full cache is used and
-//! none is ever started.
+//! through the gzip index meanwhile. The fill of a compressed image first
+//! waits for (or drives) the first pass through its gzip stream, then fills
+//! from the complete index on one thread per core, each decoding a
+//! contiguous run of chunks from its own checkpoint. A reader falls back to the source if the
+//! fill fails or is cancelled, and when the first gzip pass found damage in the
+//! source after the fill read it (the cache is then dropped). In `unchanged`
+//! mode a full cache is used and none is ever started.
 //!
 //! [`Caches`] bounds all caches together by a byte budget, evicting the least
 //! recently used image first; an image larger than the budget is served
@@ -70,6 +74,8 @@ impl FromStr for Mode {
 struct Progress {
     /// Chunks filled, from the start.
     done: usize,
+    /// Chunks filled in all (parallel fills complete them out of order).
+    filled: usize,
     /// The fill stopped for good (failed, or cancelled by eviction).
     stopped: bool,
 }
@@ -104,19 +110,77 @@ impl ImageCache {
 
     /// Whether every chunk is in memory.
     pub fn is_full(&self) -> bool {
-        self.lock().done == self.chunks.len()
+        self.lock().filled == self.chunks.len()
     }
 
     /// Bytes held in memory now.
     pub fn resident(&self) -> u64 {
-        let done = self.lock().done as u64;
-        done.saturating_mul(CHUNK).min(self.len)
+        let filled = self.lock().filled as u64;
+        filled.saturating_mul(CHUNK).min(self.len)
     }
 
-    /// Reads the array front to back into the chunks (the fill thread's body).
+    /// Threads to fill with: one per core for a compressed image with a
+    /// complete index (independent checkpoint spans), else one.
+    fn fill_threads(&self) -> usize {
+        use crate::source::gzindex::IndexState;
+        let indexed = self
+            .image
+            .data
+            .gzip()
+            .is_some_and(|gz| matches!(gz.state(), IndexState::Complete { .. }));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if indexed {
+            cores.min(self.chunks.len()).max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Reads the array into the chunks (the fill thread's body): front to
+    /// back, or in contiguous runs on several threads.
     fn fill(&self) {
+        if let Some(gz) = self.image.data.gzip() {
+            // Decoding the array alongside the first pass would inflate every
+            // byte twice on cores the readers need: take part in the pass
+            // (or wait for it) first, then fill from the complete index. A
+            // failed pass is the readers' business (they get EIO); the fill
+            // then keeps what reads without error.
+            let _ = gz.build_all(&mut |_, _| {});
+        }
+        let n = self.chunks.len();
+        let threads = self.fill_threads();
+        if threads <= 1 {
+            self.fill_range(0..n);
+        } else {
+            let per = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                for t in 1..threads {
+                    let range = (t * per).min(n)..((t + 1) * per).min(n);
+                    let r = range.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("nifuse-fill".into())
+                        .spawn_scoped(s, move || self.fill_range(r));
+                    if spawned.is_err() {
+                        self.fill_range(range);
+                    }
+                }
+                self.fill_range(0..per.min(n));
+            });
+        }
+        self.lock().stopped = true;
+        self.changed.notify_all();
+    }
+
+    /// Fills chunks `range` in order; stops at the first failure.
+    fn fill_range(&self, range: std::ops::Range<usize>) {
         let data_offset = self.image.layout.data_offset();
-        for (i, slot) in self.chunks.iter().enumerate() {
+        for (i, slot) in self
+            .chunks
+            .iter()
+            .enumerate()
+            .skip(range.start)
+            .take(range.len())
+        {
             if self.cancel.load(Ordering::Relaxed) {
                 break;
             }
@@ -133,7 +197,12 @@ impl ImageCache {
             match result {
                 Ok(map) => {
                     let _ = slot.set(map);
-                    self.lock().done = i + 1;
+                    let mut p = self.lock();
+                    p.filled += 1;
+                    while self.chunks.get(p.done).is_some_and(|c| c.get().is_some()) {
+                        p.done += 1;
+                    }
+                    drop(p);
                     self.changed.notify_all();
                 }
                 Err(e) => {
@@ -145,8 +214,6 @@ impl ImageCache {
                 }
             }
         }
-        self.lock().stopped = true;
-        self.changed.notify_all();
     }
 
     /// Copies array bytes `offset..offset+out.len()` into `out`, waiting for
@@ -158,10 +225,10 @@ impl ImageCache {
             return false;
         }
         let need = usize::try_from(end.div_ceil(CHUNK)).unwrap_or(usize::MAX);
-        {
+        if wait {
             let mut p = self.lock();
             while p.done < need {
-                if p.stopped || !wait {
+                if p.stopped {
                     return false;
                 }
                 p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
@@ -337,6 +404,13 @@ impl Caches {
     /// array offset `offset` from its cache, filling the cache first in
     /// `fill` mode. Returns false when the caller must read the source.
     pub fn read(&self, path: &Path, image: &Arc<Image>, offset: u64, out: &mut [u8]) -> bool {
+        if image.data.is_gzip() && image.data.intact_before().is_some() {
+            // The first pass found damage after the fill may have read it.
+            if self.uncache(path) {
+                log::info!("{}: cache dropped: its gzip source is damaged", image.name);
+            }
+            return false;
+        }
         let cache = self.cache_for(path, image);
         let served = cache
             .as_ref()
