@@ -43,6 +43,7 @@ mod persist;
 mod persist_tests;
 mod placement;
 mod pool;
+mod prefetch;
 mod reader;
 mod segments;
 #[cfg(test)]
@@ -284,6 +285,7 @@ impl GzAccess {
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             file: self.file.as_ref(),
+            shared: &self.file,
             file_len: self.file_len,
             rules: &self.rules,
             inflated: &self.inflated,

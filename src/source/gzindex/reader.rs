@@ -23,6 +23,7 @@ use crate::source::ByteSource;
 use super::GzError;
 use super::header::parse_header;
 use super::index::{Checkpoint, Member, Rules, Seg};
+use super::prefetch::Prefetch;
 use super::segments::{combine, next_fixed};
 use super::zlib::{RawInflate, Status, WINDOW_SIZE};
 
@@ -33,6 +34,8 @@ const MIN_STEP: usize = 16 * 1024;
 /// What a cursor needs from its owner while it runs (no locks held).
 pub struct Ctx<'a> {
     pub file: &'a dyn ByteSource,
+    /// The same file, shared (for the read-ahead thread of the first pass).
+    pub shared: &'a Arc<dyn ByteSource>,
     pub file_len: u64,
     pub rules: &'a Rules,
     pub inflated: &'a AtomicU64,
@@ -100,6 +103,10 @@ pub struct Cursor {
     /// Check: bytes were decoded past the segments in `check`, unchecked
     /// (the cursor is not reused).
     pub blind: bool,
+    /// Build: the read-ahead of the next input buffer, and its buffer.
+    prefetch: Option<Prefetch>,
+    prefetch_tried: bool,
+    spare: Vec<u8>,
 }
 
 /// Read as many bytes as possible at `pos` (short only at end of file).
@@ -153,6 +160,9 @@ impl Cursor {
             check: VecDeque::new(),
             total: None,
             blind: false,
+            prefetch: None,
+            prefetch_tried: false,
+            spare: Vec::new(),
         })
     }
 
@@ -366,12 +376,7 @@ impl Cursor {
     fn body(&mut self, ctx: &Ctx, want: usize) -> Result<(), GzError> {
         if self.ipos >= self.ibuf.len() {
             let off = self.in_pos();
-            self.ibuf.resize(IBUF_CAP, 0);
-            let n = read_full_at(ctx.file, off, &mut self.ibuf)?;
-            self.ibuf.truncate(n);
-            self.ibuf_off = off;
-            self.ipos = 0;
-            if n == 0 {
+            if self.refill(ctx, off)? == 0 {
                 return Err(GzError::Truncated {
                     available: self.out(),
                 });
@@ -440,6 +445,48 @@ impl Cursor {
             }
         }
         Ok(())
+    }
+
+    /// Loads the input buffer with the compressed bytes at `off` (taken from
+    /// the read-ahead when it has them) and, for the first pass, asks for the
+    /// next buffer in the background. Returns the bytes loaded.
+    fn refill(&mut self, ctx: &Ctx, off: u64) -> Result<usize, GzError> {
+        if self.role == Role::Build && !self.prefetch_tried {
+            self.prefetch_tried = true;
+            self.prefetch = Prefetch::start(ctx.shared.clone());
+        }
+        let mut spare = std::mem::take(&mut self.ibuf);
+        let mut loaded = None;
+        match self.prefetch.as_mut().and_then(|p| p.take(off)) {
+            Some(Ok((buf, r))) => loaded = Some((std::mem::replace(&mut spare, buf), r)),
+            Some(Err(stale)) => self.spare = stale,
+            None => {}
+        }
+        let (mut buf, n) = match loaded {
+            Some((old, r)) => {
+                self.spare = old;
+                (spare, r?)
+            }
+            None => {
+                spare.resize(IBUF_CAP, 0);
+                let n = read_full_at(ctx.file, off, &mut spare)?;
+                (spare, n)
+            }
+        };
+        buf.truncate(n);
+        self.ibuf = buf;
+        self.ibuf_off = off;
+        self.ipos = 0;
+        if n == IBUF_CAP
+            && let Some(p) = self.prefetch.as_mut()
+        {
+            let mut next = std::mem::take(&mut self.spare);
+            next.resize(IBUF_CAP, 0);
+            if let Err(back) = p.request(off + n as u64, next) {
+                self.spare = back;
+            }
+        }
+        Ok(n)
     }
 
     /// Hash the new output `lo..hi` (in the history buffer) into segments,
