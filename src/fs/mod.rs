@@ -71,6 +71,9 @@ pub enum Invalidate {
     },
 }
 
+/// How the kernel is told to forget what it cached (set by the FUSE adapter).
+type Notifier = Box<dyn Fn(Invalidate) + Send + Sync>;
+
 /// A looked-up entry: its attributes and how long the kernel may keep them.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -99,7 +102,7 @@ pub struct Fs {
     images: Registry,
     pub(crate) handles: Handles,
     caches: Caches,
-    invalidator: Arc<std::sync::OnceLock<Box<dyn Fn(Invalidate) + Send + Sync>>>,
+    invalidator: Arc<std::sync::OnceLock<Notifier>>,
     started: SystemTime,
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::index::{Checkpoint, SPAN};
+use super::reader::HIST_CAP;
 use super::reader::{Boundary, Cursor};
 use super::zlib::WINDOW_SIZE;
 
@@ -70,5 +71,32 @@ impl Cursor {
                 b.out
             ),
         }
+    }
+
+    /// Drop history before the last 32 KiB (and before `keep_from`, if that
+    /// leaves room), saving the window of a pending boundary first.
+    pub(super) fn compact(&mut self) {
+        if self.hist_len <= WINDOW_SIZE {
+            return;
+        }
+        if let Some(p) = self.prev.take() {
+            let p = if p.window.is_none() {
+                let w = self.window_at(p.out, p.member_out);
+                Boundary { window: w, ..p }
+            } else {
+                p
+            };
+            self.prev = Some(p);
+        }
+        let mut keep_from = self.hist_len - WINDOW_SIZE;
+        if let Some(k) = self.keep_from.checked_sub(self.hist_base) {
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            if k < keep_from && self.hist_len - k <= HIST_CAP * 3 / 4 {
+                keep_from = k;
+            }
+        }
+        self.hist.copy_within(keep_from..self.hist_len, 0);
+        self.hist_base += keep_from as u64;
+        self.hist_len -= keep_from;
     }
 }

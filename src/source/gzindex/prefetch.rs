@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::GzError;
-use super::reader::read_full_at;
+use super::reader::{Ctx, Cursor, IBUF_CAP, Role, read_full_at};
 use crate::source::ByteSource;
 
 type Filled = (u64, Vec<u8>, Result<usize, GzError>);
+/// A finished read: its buffer and how many bytes it got.
+type Read = (Vec<u8>, Result<usize, GzError>);
 
 /// The helper thread of one cursor and the buffer it is filling.
 pub struct Prefetch {
@@ -63,7 +65,7 @@ impl Prefetch {
     /// The read at `off` if it is the one in flight (waiting for it);
     /// otherwise the read in flight is abandoned and its buffer returned as
     /// `Err` for reuse.
-    pub fn take(&mut self, off: u64) -> Option<Result<(Vec<u8>, Result<usize, GzError>), Vec<u8>>> {
+    pub fn take(&mut self, off: u64) -> Option<Result<Read, Vec<u8>>> {
         let pending = self.pending.take()?;
         let (at, buf, r) = self.got.recv().ok()?;
         if pending == off && at == off {
@@ -71,5 +73,49 @@ impl Prefetch {
         } else {
             Some(Err(buf))
         }
+    }
+}
+
+impl Cursor {
+    /// Loads the input buffer with the compressed bytes at `off` (taken from
+    /// the read-ahead when it has them) and, for the first pass, asks for the
+    /// next buffer in the background. Returns the bytes loaded.
+    pub(super) fn refill(&mut self, ctx: &Ctx, off: u64) -> Result<usize, GzError> {
+        if self.role == Role::Build && !self.prefetch_tried {
+            self.prefetch_tried = true;
+            self.prefetch = Prefetch::start(ctx.shared.clone());
+        }
+        let mut spare = std::mem::take(&mut self.ibuf);
+        let mut loaded = None;
+        match self.prefetch.as_mut().and_then(|p| p.take(off)) {
+            Some(Ok((buf, r))) => loaded = Some((std::mem::replace(&mut spare, buf), r)),
+            Some(Err(stale)) => self.spare = stale,
+            None => {}
+        }
+        let (mut buf, n) = match loaded {
+            Some((old, r)) => {
+                self.spare = old;
+                (spare, r?)
+            }
+            None => {
+                spare.resize(IBUF_CAP, 0);
+                let n = read_full_at(ctx.file, off, &mut spare)?;
+                (spare, n)
+            }
+        };
+        buf.truncate(n);
+        self.ibuf = buf;
+        self.ibuf_off = off;
+        self.ipos = 0;
+        if n == IBUF_CAP
+            && let Some(p) = self.prefetch.as_mut()
+        {
+            let mut next = std::mem::take(&mut self.spare);
+            next.resize(IBUF_CAP, 0);
+            if let Err(back) = p.request(off + n as u64, next) {
+                self.spare = back;
+            }
+        }
+        Ok(n)
     }
 }

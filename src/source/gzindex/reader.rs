@@ -24,11 +24,10 @@ use super::GzError;
 use super::header::parse_header;
 use super::index::{Checkpoint, Member, Rules, Seg};
 use super::prefetch::Prefetch;
-use super::segments::{combine, next_fixed};
-use super::zlib::{RawInflate, Status, WINDOW_SIZE};
+use super::zlib::{RawInflate, Status};
 
-const HIST_CAP: usize = 512 * 1024;
-const IBUF_CAP: usize = 128 * 1024;
+pub(super) const HIST_CAP: usize = 512 * 1024;
+pub(super) const IBUF_CAP: usize = 128 * 1024;
 const MIN_STEP: usize = 16 * 1024;
 
 /// What a cursor needs from its owner while it runs (no locks held).
@@ -69,22 +68,22 @@ pub(super) struct Boundary {
 
 pub struct Cursor {
     pub(super) rules: Rules,
-    role: Role,
+    pub(super) role: Role,
     z: RawInflate,
     phase: Phase,
-    members: u64,
-    ibuf: Vec<u8>,
-    ibuf_off: u64,
-    ipos: usize,
+    pub(super) members: u64,
+    pub(super) ibuf: Vec<u8>,
+    pub(super) ibuf_off: u64,
+    pub(super) ipos: usize,
     pub(super) hist: Vec<u8>,
     pub(super) hist_len: usize,
     pub(super) hist_base: u64,
-    member_out: u64,
+    pub(super) member_out: u64,
     /// CRC-32 of the member's bytes `member_out..seg_start`.
-    member_crc: u32,
+    pub(super) member_crc: u32,
     /// Start of the segment being decoded, and the CRC of its bytes so far.
-    seg_start: u64,
-    seg_crc: crc32fast::Hasher,
+    pub(super) seg_start: u64,
+    pub(super) seg_crc: crc32fast::Hasher,
     pub(super) last_cp: u64,
     pub(super) prev: Option<Boundary>,
     /// History from this offset on is kept when the buffer is compacted
@@ -104,9 +103,9 @@ pub struct Cursor {
     /// (the cursor is not reused).
     pub blind: bool,
     /// Build: the read-ahead of the next input buffer, and its buffer.
-    prefetch: Option<Prefetch>,
-    prefetch_tried: bool,
-    spare: Vec<u8>,
+    pub(super) prefetch: Option<Prefetch>,
+    pub(super) prefetch_tried: bool,
+    pub(super) spare: Vec<u8>,
 }
 
 /// Read as many bytes as possible at `pos` (short only at end of file).
@@ -303,16 +302,6 @@ impl Cursor {
         Ok(())
     }
 
-    /// Build: ends the open segment where the output stopped (the stream
-    /// was cut short), so that every decoded byte has a segment.
-    pub fn close_open_segment(&mut self) {
-        let (out, at) = (self.out(), self.in_pos());
-        if self.role == Role::Build && out > self.seg_start {
-            // Build never fails to close a segment (only Check compares).
-            let _ = self.close_segment(out, at);
-        }
-    }
-
     fn seek_in(&mut self, pos: u64) {
         let lo = self.ibuf_off;
         let hi = lo + self.ibuf.len() as u64;
@@ -447,115 +436,6 @@ impl Cursor {
         Ok(())
     }
 
-    /// Loads the input buffer with the compressed bytes at `off` (taken from
-    /// the read-ahead when it has them) and, for the first pass, asks for the
-    /// next buffer in the background. Returns the bytes loaded.
-    fn refill(&mut self, ctx: &Ctx, off: u64) -> Result<usize, GzError> {
-        if self.role == Role::Build && !self.prefetch_tried {
-            self.prefetch_tried = true;
-            self.prefetch = Prefetch::start(ctx.shared.clone());
-        }
-        let mut spare = std::mem::take(&mut self.ibuf);
-        let mut loaded = None;
-        match self.prefetch.as_mut().and_then(|p| p.take(off)) {
-            Some(Ok((buf, r))) => loaded = Some((std::mem::replace(&mut spare, buf), r)),
-            Some(Err(stale)) => self.spare = stale,
-            None => {}
-        }
-        let (mut buf, n) = match loaded {
-            Some((old, r)) => {
-                self.spare = old;
-                (spare, r?)
-            }
-            None => {
-                spare.resize(IBUF_CAP, 0);
-                let n = read_full_at(ctx.file, off, &mut spare)?;
-                (spare, n)
-            }
-        };
-        buf.truncate(n);
-        self.ibuf = buf;
-        self.ibuf_off = off;
-        self.ipos = 0;
-        if n == IBUF_CAP
-            && let Some(p) = self.prefetch.as_mut()
-        {
-            let mut next = std::mem::take(&mut self.spare);
-            next.resize(IBUF_CAP, 0);
-            if let Err(back) = p.request(off + n as u64, next) {
-                self.spare = back;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Hash the new output `lo..hi` (in the history buffer) into segments,
-    /// closing each one at its boundary.
-    fn account(&mut self, lo: u64, hi: u64) -> Result<(), GzError> {
-        let mut pos = lo;
-        while pos < hi {
-            if self.blind || (self.role == Role::Check && self.check.is_empty()) {
-                self.blind = true;
-                return Ok(());
-            }
-            let boundary = self.next_boundary();
-            let stop = boundary.min(hi);
-            let (a, b) = (
-                (pos - self.hist_base) as usize,
-                (stop - self.hist_base) as usize,
-            );
-            self.seg_crc.update(&self.hist[a..b]);
-            pos = stop;
-            if pos == boundary {
-                self.close_segment(pos, self.in_pos())?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Where the open segment ends, if no block or member boundary comes first.
-    fn next_boundary(&self) -> u64 {
-        match self.role {
-            Role::Build => next_fixed(self.seg_start, &self.rules.starts),
-            Role::Check => self.check.front().map_or(u64::MAX, |s| s.end),
-        }
-    }
-
-    /// Ends the open segment at `at` (compressed position `in_end`): Build
-    /// records it, Check compares it with the index.
-    fn close_segment(&mut self, at: u64, in_end: u64) -> Result<(), GzError> {
-        if at <= self.seg_start {
-            return Ok(());
-        }
-        let crc = std::mem::take(&mut self.seg_crc).finalize();
-        let len = at - self.seg_start;
-        match self.role {
-            Role::Build => self.new_segs.push(Seg {
-                end: at,
-                crc,
-                in_end,
-            }),
-            Role::Check => match self.check.pop_front() {
-                Some(s) if s.end == at && s.crc == crc => {}
-                Some(s) => {
-                    return Err(GzError::Damaged(format!(
-                        "decoded bytes {}..{at} have CRC-32 {crc:08x}, the index recorded {:08x} for {}..{}",
-                        self.seg_start, s.crc, self.seg_start, s.end
-                    )));
-                }
-                None => {
-                    return Err(GzError::Damaged(format!(
-                        "decoded bytes {}..{at} are past the segments of the index",
-                        self.seg_start
-                    )));
-                }
-            },
-        }
-        self.member_crc = combine(self.member_crc, crc, len);
-        self.seg_start = at;
-        Ok(())
-    }
-
     fn trailer(&mut self, ctx: &Ctx, pos: u64) -> Result<(), GzError> {
         let mut t = [0u8; 8];
         if read_full_at(ctx.file, pos, &mut t)? < 8 {
@@ -586,32 +466,5 @@ impl Cursor {
         self.seek_in(pos + 8);
         self.phase = Phase::Header;
         Ok(())
-    }
-
-    /// Drop history before the last 32 KiB (and before `keep_from`, if that
-    /// leaves room), saving the window of a pending boundary first.
-    fn compact(&mut self) {
-        if self.hist_len <= WINDOW_SIZE {
-            return;
-        }
-        if let Some(p) = self.prev.take() {
-            let p = if p.window.is_none() {
-                let w = self.window_at(p.out, p.member_out);
-                Boundary { window: w, ..p }
-            } else {
-                p
-            };
-            self.prev = Some(p);
-        }
-        let mut keep_from = self.hist_len - WINDOW_SIZE;
-        if let Some(k) = self.keep_from.checked_sub(self.hist_base) {
-            let k = usize::try_from(k).unwrap_or(usize::MAX);
-            if k < keep_from && self.hist_len - k <= HIST_CAP * 3 / 4 {
-                keep_from = k;
-            }
-        }
-        self.hist.copy_within(keep_from..self.hist_len, 0);
-        self.hist_base += keep_from as u64;
-        self.hist_len -= keep_from;
     }
 }
