@@ -39,6 +39,7 @@ mod access_read;
 mod accounting;
 mod header;
 mod index;
+mod outcome;
 mod pass;
 mod persist;
 #[cfg(test)]

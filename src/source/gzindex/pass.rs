@@ -19,6 +19,8 @@
 
 use std::sync::{Condvar, MutexGuard};
 
+pub use super::outcome::{FailKind, Failure, Outcome, Verify};
+
 use super::index::Index;
 use super::reader::{Cursor, Role};
 use super::segments::safe_before;
@@ -34,91 +36,7 @@ pub const CORRUPTION_MARGIN: u64 = 128 << 10;
 const PUBLISH_EVERY: u64 = 64 << 10;
 /// Output a background continuation inflates between two chances for a
 /// reader to take the cursor over.
-const BACKGROUND_CHUNK: u64 = 4 << 20;
-
-/// How reads are checked against the gzip members' CRC-32 (SPEC 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Verify {
-    /// Serve bytes as the pass decodes them; a member whose CRC then fails
-    /// fails every later read of it.
-    #[default]
-    Background,
-    /// Serve nothing of a member before its CRC-32 was checked.
-    Strict,
-}
-
-impl Verify {
-    /// The option value: `background` or `strict`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verify::Background => "background",
-            Verify::Strict => "strict",
-        }
-    }
-}
-
-impl std::str::FromStr for Verify {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Verify, String> {
-        match s {
-            "background" => Ok(Verify::Background),
-            "strict" => Ok(Verify::Strict),
-            other => Err(format!(
-                "verify must be background or strict, not {other:?}"
-            )),
-        }
-    }
-}
-
-/// Why a pass stopped before the end of the stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailKind {
-    /// The file ends after this many decoded bytes.
-    Truncated { available: u64 },
-    /// Inflate failed, or a member's CRC-32/ISIZE did not match its trailer.
-    Corrupt { at_compressed: u64, msg: String },
-}
-
-/// A pass that ended on damage, and what is still servable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub kind: FailKind,
-    /// Background mode serves decoded bytes before this offset.
-    pub limit: u64,
-    /// Decoded bytes before this offset lie in members whose CRC matched
-    /// (all that strict mode serves).
-    pub verified: u64,
-}
-
-impl Failure {
-    /// Whether a member's CRC-32 or length contradicted its trailer.
-    pub fn trailer_mismatch(&self) -> bool {
-        matches!(&self.kind, FailKind::Corrupt { msg, .. } if msg.starts_with(TRAILER_MISMATCH))
-    }
-
-    /// The error a read past the limit gets.
-    pub fn error(&self) -> GzError {
-        match &self.kind {
-            FailKind::Truncated { available } => GzError::Truncated {
-                available: *available,
-            },
-            FailKind::Corrupt { at_compressed, msg } => GzError::Corrupt {
-                at_compressed: *at_compressed,
-                msg: msg.clone(),
-            },
-        }
-    }
-}
-
-/// How a pass ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every member inflated and matched its trailer.
-    Complete {
-        total: u64,
-    },
-    Failed(Failure),
-}
+const BACKGROUND_CHUNK: u64 = 1 << 20;
 
 /// The shared state of the pass (under `Pass::state`).
 pub(super) struct PassState {
@@ -434,8 +352,17 @@ impl GzAccess {
         if submit {
             super::pool::submit(self.me.clone());
         }
-        if let (Some(o), Some(f)) = (&outcome, self.observer.get()) {
-            f(o);
+        if let Some(o) = &outcome {
+            // Saved now, not only at unmount: the pass may have taken long.
+            if let Err(e) = self.save() {
+                log::warn!(
+                    "{}: cannot save its gzip index: {e} (it will be rebuilt next time; check --index-dir)",
+                    self.key.locator
+                );
+            }
+            if let Some(f) = self.observer.get() {
+                f(o);
+            }
         }
         match (worker, go_on) {
             (true, true) => Ok(()),
