@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 
 pub use super::gzindex::Verify;
 
+#[path = "data_ahead.rs"]
+mod ahead;
+
 /// How often at most an image's growing gzip index is written to disk.
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -37,6 +40,7 @@ struct Gzip {
     access: OnceLock<std::result::Result<Arc<GzAccess>, String>>,
     watch: Arc<Watch>,
     last_save: Mutex<Option<Instant>>,
+    ahead: ahead::Ahead,
 }
 
 /// What the pass observer shares with its [`DataFile`].
@@ -151,6 +155,7 @@ impl DataFile {
             index_dir: index_dir.map(Path::to_path_buf),
             access: OnceLock::new(),
             last_save: Mutex::new(None),
+            ahead: ahead::Ahead::default(),
         });
         DataFile {
             shown,
@@ -312,7 +317,16 @@ impl DataFile {
         if let Some(gz) = &self.gz {
             let access = self.gzip_access(gz)?;
             let verify = gz.watch.verify();
-            return match access.read(offset, buf, verify) {
+            let small = buf.len() < ahead::MAX_READ;
+            let read = if small && gz.ahead.take(offset, buf) {
+                Ok(())
+            } else {
+                access.read(offset, buf, verify)
+            };
+            if small {
+                gz.ahead.after_read(access, verify, offset, end);
+            }
+            return match read {
                 Ok(()) => {
                     let verified = access.pass_report().verified;
                     if end > verified {
