@@ -22,7 +22,7 @@ pub const MAX_READ: usize = 4 << 20;
 const SPAN_MIN: u64 = 1 << 20;
 const SPAN_MAX: u64 = 8 << 20;
 /// Bytes held by the spans of all files together.
-pub const BUDGET: u64 = 64 << 20;
+pub const BUDGET: u64 = 16 << 20;
 
 /// Every span in memory, oldest first: (its file's read-ahead, start, length).
 type Held = (VecDeque<(Weak<Shared>, u64, u64)>, u64);

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use super::index::{Checkpoint, SPAN};
-use super::reader::HIST_CAP;
 use super::reader::{Boundary, Cursor};
 use super::zlib::WINDOW_SIZE;
 
@@ -91,7 +90,7 @@ impl Cursor {
         let mut keep_from = self.hist_len - WINDOW_SIZE;
         if let Some(k) = self.keep_from.checked_sub(self.hist_base) {
             let k = usize::try_from(k).unwrap_or(usize::MAX);
-            if k < keep_from && self.hist_len - k <= HIST_CAP * 3 / 4 {
+            if k < keep_from && self.hist_len - k <= self.hist.len() * 3 / 4 {
                 keep_from = k;
             }
         }

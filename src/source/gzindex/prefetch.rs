@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::GzError;
-use super::reader::{Ctx, Cursor, IBUF_CAP, Role, read_full_at};
+use super::reader::{Ctx, Cursor, Role, read_full_at};
 use crate::source::ByteSource;
 
 type Filled = (u64, Vec<u8>, Result<usize, GzError>);
@@ -92,13 +92,14 @@ impl Cursor {
             Some(Err(stale)) => self.spare = stale,
             None => {}
         }
+        let cap = self.ibuf_cap();
         let (mut buf, n) = match loaded {
             Some((old, r)) => {
                 self.spare = old;
                 (spare, r?)
             }
             None => {
-                spare.resize(IBUF_CAP, 0);
+                spare.resize(cap, 0);
                 let n = read_full_at(ctx.file, off, &mut spare)?;
                 (spare, n)
             }
@@ -107,11 +108,11 @@ impl Cursor {
         self.ibuf = buf;
         self.ibuf_off = off;
         self.ipos = 0;
-        if n == IBUF_CAP
+        if n == cap
             && let Some(p) = self.prefetch.as_mut()
         {
             let mut next = std::mem::take(&mut self.spare);
-            next.resize(IBUF_CAP, 0);
+            next.resize(cap, 0);
             if let Err(back) = p.request(off + n as u64, next) {
                 self.spare = back;
             }

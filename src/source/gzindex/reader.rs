@@ -26,8 +26,13 @@ use super::index::{Checkpoint, Member, Rules, Seg};
 use super::prefetch::Prefetch;
 use super::zlib::{RawInflate, Status};
 
-pub(super) const HIST_CAP: usize = 512 * 1024;
-pub(super) const IBUF_CAP: usize = 128 * 1024;
+/// History and input buffers of the first pass (one cursor per file: large,
+/// so a reader that follows the pass finds its bytes still in the history)
+/// and of the check cursors of reads (several per file: smaller).
+const BUILD_HIST: usize = 512 * 1024;
+const BUILD_IBUF: usize = 128 * 1024;
+const CHECK_HIST: usize = 256 * 1024;
+const CHECK_IBUF: usize = 64 * 1024;
 const MIN_STEP: usize = 16 * 1024;
 
 /// What a cursor needs from its owner while it runs (no locks held).
@@ -140,10 +145,16 @@ impl Cursor {
             z: RawInflate::new().map_err(|e| zerr(0, e))?,
             phase: Phase::Header,
             members: 0,
-            ibuf: Vec::with_capacity(IBUF_CAP),
+            ibuf: Vec::new(),
             ibuf_off: 0,
             ipos: 0,
-            hist: vec![0u8; HIST_CAP],
+            hist: vec![
+                0u8;
+                match role {
+                    Role::Build => BUILD_HIST,
+                    Role::Check => CHECK_HIST,
+                }
+            ],
             hist_len: 0,
             hist_base: 0,
             member_out: 0,
@@ -227,6 +238,14 @@ impl Cursor {
     /// completed segment (checked against the index, for [`Role::Check`]).
     pub fn seg_start(&self) -> u64 {
         self.seg_start
+    }
+
+    /// Size of one read of compressed input.
+    pub(super) fn ibuf_cap(&self) -> usize {
+        match self.role {
+            Role::Build => BUILD_IBUF,
+            Role::Check => CHECK_IBUF,
+        }
     }
 
     pub fn is_done(&self) -> bool {
@@ -371,10 +390,13 @@ impl Cursor {
                 });
             }
         }
-        if HIST_CAP - self.hist_len < MIN_STEP {
+        if self.hist.len() - self.hist_len < MIN_STEP {
             self.compact();
         }
-        let cap = HIST_CAP.min(self.hist_len.saturating_add(want.max(MIN_STEP)));
+        let cap = self
+            .hist
+            .len()
+            .min(self.hist_len.saturating_add(want.max(MIN_STEP)));
         let at = self.in_pos();
         let s = self
             .z
