@@ -5,7 +5,7 @@
 //! when the cursor is dropped (its request channel closes).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use super::GzError;
 use super::reader::{Ctx, Cursor, Role, read_full_at};
@@ -62,16 +62,23 @@ impl Prefetch {
         }
     }
 
-    /// The read at `off` if it is the one in flight (waiting for it);
-    /// otherwise the read in flight is abandoned and its buffer returned as
-    /// `Err` for reuse.
+    /// The read at `off` if it is done; a finished read of other bytes is
+    /// returned as `Err` (its buffer, for reuse). None while the read is
+    /// still in flight: the caller reads for itself rather than wait for a
+    /// helper that another process may be keeping off the cores (its result
+    /// then comes back as stale next time).
     pub fn take(&mut self, off: u64) -> Option<Result<Read, Vec<u8>>> {
-        let pending = self.pending.take()?;
-        let (at, buf, r) = self.got.recv().ok()?;
-        if pending == off && at == off {
-            Some(Ok((buf, r)))
-        } else {
-            Some(Err(buf))
+        self.pending?;
+        match self.got.try_recv() {
+            Ok((at, buf, r)) => {
+                self.pending = None;
+                Some(if at == off { Ok((buf, r)) } else { Err(buf) })
+            }
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.pending = None;
+                None
+            }
         }
     }
 }
