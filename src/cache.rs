@@ -9,7 +9,8 @@
 //! through the gzip index meanwhile. The fill of a compressed image first
 //! waits for (or drives) the first pass through its gzip stream, then fills
 //! from the complete index on one thread per core, each decoding a
-//! contiguous run of chunks from its own checkpoint. A reader falls back to the source if the
+//! contiguous run of chunks from its own checkpoint. Fill threads run at a
+//! lower priority (nice 10) than the threads serving requests. A reader falls back to the source if the
 //! fill fails or is cancelled, and when the first gzip pass found damage in the
 //! source after the fill read it (the cache is then dropped). In `unchanged`
 //! mode a full cache is used and none is ever started.

@@ -11,6 +11,22 @@ use memmap2::MmapMut;
 use super::{CHUNK, ImageCache, MAX_FILLS};
 use crate::error::Error;
 
+/// Niceness of fill threads: a fill is work ahead of need, so the threads
+/// serving requests (which decode what a reader waits for) come first.
+const FILL_NICE: libc::c_int = 10;
+
+/// Lowers the scheduling priority of the calling thread to [`FILL_NICE`]
+/// (Linux: the nice value is per thread). Best effort: a failure only means
+/// the fill competes with readers as an equal.
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on the calling
+    // thread's own id only changes its niceness (raising it needs no privilege).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, FILL_NICE);
+    }
+}
+
 impl ImageCache {
     /// Threads to fill with: one per core for a compressed image with a
     /// complete index (independent checkpoint spans), else one.
@@ -66,6 +82,7 @@ impl ImageCache {
 
     /// Fills chunks `range` in order; stops at the first failure.
     fn fill_range(&self, range: std::ops::Range<usize>) {
+        lower_priority();
         let data_offset = self.image.layout.data_offset();
         for (i, slot) in self
             .chunks
