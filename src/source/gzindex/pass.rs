@@ -53,6 +53,9 @@ pub(super) struct PassState {
     pub(super) outcome: Option<Outcome>,
     /// A background continuation is queued or running.
     scheduled: bool,
+    /// Readers waiting for the cursor: a driver that is not a reader (a
+    /// cache fill, the background continuation) hands it over to them.
+    readers_waiting: usize,
     /// The cursor resumed at a checkpoint of a loaded index (a failure may
     /// then be the index's fault: the pass is retried once from the start).
     resumed: bool,
@@ -77,6 +80,7 @@ impl Pass {
                 verified: index.verified_to(),
                 outcome,
                 scheduled: false,
+                readers_waiting: 0,
                 resumed: false,
             }),
             changed: Condvar::new(),
@@ -142,16 +146,28 @@ impl GzAccess {
     /// whether the bytes of `goal.copy` were copied out (all of them).
     pub(super) fn run_pass(&self, mut goal: Goal) -> Result<bool, GzError> {
         let mut copied = false;
+        let reader = goal.copy.is_some();
         loop {
             let mut st = self.pass.lock();
-            while st.driving && st.outcome.is_none() && !(goal.done)(&st) {
+            // A reader goes first: others also wait while one is waiting.
+            while (st.driving || (!reader && st.readers_waiting > 0))
+                && st.outcome.is_none()
+                && !(goal.done)(&st)
+            {
+                st.readers_waiting += usize::from(reader);
                 st = self
                     .pass
                     .changed
                     .wait(st)
                     .unwrap_or_else(|e| e.into_inner());
+                st.readers_waiting -= usize::from(reader);
             }
             if st.outcome.is_some() || (goal.done)(&st) {
+                if reader {
+                    // One waiting reader fewer: a fill may now go on.
+                    drop(st);
+                    self.pass.changed.notify_all();
+                }
                 return Ok(copied);
             }
             st.driving = true;
@@ -183,7 +199,12 @@ impl GzAccess {
             while r.is_ok() {
                 let fresh = self.publish(&mut c, epoch);
                 (goal.progress)(c.in_pos().min(self.file_len), self.file_len);
-                if !fresh || c.is_done() || (goal.done)(&self.pass.lock()) {
+                let stop = {
+                    let st = self.pass.lock();
+                    let yield_to_reader = !reader && st.readers_waiting > 0;
+                    !fresh || c.is_done() || (goal.done)(&st) || yield_to_reader
+                };
+                if stop {
                     break;
                 }
                 r = c.run_to(&ctx, c.out().saturating_add(PUBLISH_EVERY));
@@ -197,7 +218,7 @@ impl GzAccess {
     /// One chunk of the background continuation. Returns whether to go on.
     pub(super) fn continue_pass(&self) -> bool {
         let mut st = self.pass.lock();
-        if st.outcome.is_some() || st.driving {
+        if st.outcome.is_some() || st.driving || st.readers_waiting > 0 {
             st.scheduled = false;
             return false;
         }
