@@ -6,9 +6,14 @@
 //! from the start, chunk by chunk. For an uncompressed image a reader waits
 //! only until the chunks it needs are in (its own volume plus the part before
 //! it); for a compressed one it never waits, and decodes its own volume
-//! through the gzip index meanwhile. A reader falls back to the source if the
-//! fill fails or is cancelled. In `unchanged` mode a full cache is used and
-//! none is ever started.
+//! through the gzip index meanwhile. The fill of a compressed image first
+//! waits for (or drives) the first pass through its gzip stream, then fills
+//! from the complete index on one thread per core, each decoding a
+//! contiguous run of chunks from its own checkpoint. Fill threads run at a
+//! lower priority (nice 10) than the threads serving requests. A reader falls back to the source if the
+//! fill fails or is cancelled, and when the first gzip pass found damage in the
+//! source after the fill read it (the cache is then dropped). In `unchanged`
+//! mode a full cache is used and none is ever started.
 //!
 //! [`Caches`] bounds all caches together by a byte budget, evicting the least
 //! recently used image first; an image larger than the budget is served
@@ -23,8 +28,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use memmap2::MmapMut;
 
-use crate::error::Error;
 use crate::fs::image::Image;
+
+#[path = "cache_fill.rs"]
+mod fill;
+use fill::FillSlots;
 
 /// Bytes per cache chunk.
 pub const CHUNK: u64 = 4 << 20;
@@ -70,6 +78,8 @@ impl FromStr for Mode {
 struct Progress {
     /// Chunks filled, from the start.
     done: usize,
+    /// Chunks filled in all (parallel fills complete them out of order).
+    filled: usize,
     /// The fill stopped for good (failed, or cancelled by eviction).
     stopped: bool,
 }
@@ -104,49 +114,13 @@ impl ImageCache {
 
     /// Whether every chunk is in memory.
     pub fn is_full(&self) -> bool {
-        self.lock().done == self.chunks.len()
+        self.lock().filled == self.chunks.len()
     }
 
     /// Bytes held in memory now.
     pub fn resident(&self) -> u64 {
-        let done = self.lock().done as u64;
-        done.saturating_mul(CHUNK).min(self.len)
-    }
-
-    /// Reads the array front to back into the chunks (the fill thread's body).
-    fn fill(&self) {
-        let data_offset = self.image.layout.data_offset();
-        for (i, slot) in self.chunks.iter().enumerate() {
-            if self.cancel.load(Ordering::Relaxed) {
-                break;
-            }
-            let start = i as u64 * CHUNK;
-            let len = (self.len - start).min(CHUNK) as usize;
-            let result = MmapMut::map_anon(len)
-                .map_err(|e| Error::io("allocating cache memory", e))
-                .and_then(|mut map| {
-                    self.image
-                        .data
-                        .read_exact_at(data_offset + start, &mut map[..])?;
-                    Ok(map)
-                });
-            match result {
-                Ok(map) => {
-                    let _ = slot.set(map);
-                    self.lock().done = i + 1;
-                    self.changed.notify_all();
-                }
-                Err(e) => {
-                    log::info!(
-                        "{}: cache fill stopped at byte {start}: {e}",
-                        self.image.name
-                    );
-                    break;
-                }
-            }
-        }
-        self.lock().stopped = true;
-        self.changed.notify_all();
+        let filled = self.lock().filled as u64;
+        filled.saturating_mul(CHUNK).min(self.len)
     }
 
     /// Copies array bytes `offset..offset+out.len()` into `out`, waiting for
@@ -158,10 +132,10 @@ impl ImageCache {
             return false;
         }
         let need = usize::try_from(end.div_ceil(CHUNK)).unwrap_or(usize::MAX);
-        {
+        if wait {
             let mut p = self.lock();
             while p.done < need {
-                if p.stopped || !wait {
+                if p.stopped {
                     return false;
                 }
                 p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
@@ -225,35 +199,6 @@ pub struct Caches {
     budget: u64,
     state: Mutex<State>,
     fills: Arc<FillSlots>,
-}
-
-/// A counting semaphore of [`MAX_FILLS`] slots for fill threads.
-#[derive(Default)]
-struct FillSlots {
-    running: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// One held fill slot; released on drop.
-struct FillSlot<'a>(&'a FillSlots);
-
-impl FillSlots {
-    fn acquire(&self) -> FillSlot<'_> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        while *running >= MAX_FILLS {
-            running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
-        }
-        *running += 1;
-        FillSlot(self)
-    }
-}
-
-impl Drop for FillSlot<'_> {
-    fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        *running = running.saturating_sub(1);
-        self.0.freed.notify_one();
-    }
 }
 
 impl Caches {
@@ -337,6 +282,13 @@ impl Caches {
     /// array offset `offset` from its cache, filling the cache first in
     /// `fill` mode. Returns false when the caller must read the source.
     pub fn read(&self, path: &Path, image: &Arc<Image>, offset: u64, out: &mut [u8]) -> bool {
+        if image.data.is_gzip() && image.data.intact_before().is_some() {
+            // The first pass found damage after the fill may have read it.
+            if self.uncache(path) {
+                log::info!("{}: cache dropped: its gzip source is damaged", image.name);
+            }
+            return false;
+        }
         let cache = self.cache_for(path, image);
         let served = cache
             .as_ref()

@@ -1,5 +1,6 @@
 //! Mount tests of compressed sources: the persistent gzip index, `nifuse index`,
-//! multi-member streams and corrupt data.
+//! multi-member streams, corrupt data, and both verify modes (with `cat` and
+//! nibabel).
 
 mod common;
 
@@ -69,7 +70,8 @@ fn first_access_verifies_and_indexes_and_the_index_is_kept_across_mounts() {
     );
     let v = cat(&m.path("bold.nii.gz.d/vol_0003.nii"));
     assert_eq!(&v[352..], &data[3 * VOL..4 * VOL]);
-    // The first access makes one CRC-checked pass, which completes the index.
+    // The whole stream is shorter than the safety margin of a lazy read, so
+    // the first read's part of the pass already checked the member's CRC.
     assert!(
         m.stats().contains("\"index\": \"complete\""),
         "{}",
@@ -197,17 +199,146 @@ fn corrupt_compressed_data_gives_eio_for_affected_volumes_only() {
     );
 }
 
-#[test]
-fn a_checksum_mismatch_fails_its_whole_member() {
-    // Damage that still inflates (inside stored blocks of random data) is only
-    // caught by the CRC-32 at the member's end: no volume of it is served.
-    let (img, data) = image4d(32, 32, 16, 12, 10);
+/// Stored (level 0) gzip of `img` with one byte flipped in volume `k`'s
+/// data: damage that still inflates, caught only by the member's CRC-32.
+fn crc_only_damage(img: &[u8], k: usize) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
-    std::io::Write::write_all(&mut e, &img).unwrap();
+    std::io::Write::write_all(&mut e, img).unwrap();
     let mut gz = e.finish().unwrap();
-    let mid = gz.len() / 2;
-    gz[mid] ^= 0x01;
-    let m = corrupt_mount(gz);
-    assert_eq!(read_all(&m, &data, 12), (0..12).collect::<Vec<_>>());
+    let needle = &img[352 + k * VOL + 1000..352 + k * VOL + 1064];
+    let at = gz.windows(64).position(|w| w == needle).unwrap();
+    gz[at] ^= 0x01;
+    gz
+}
+
+/// Waits (deadline 30 s) until the stats show the first pass of `bad.nii.gz`
+/// in `state`; returns the stats.
+fn wait_pass(m: &Mount, state: &str) -> String {
+    let want = format!("\"pass\": {{\"state\": \"{state}\"");
+    let start = std::time::Instant::now();
+    loop {
+        let stats = m.stats();
+        if stats.contains(&want) {
+            return stats;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "pass never {state}: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The Python of the venv scripts/setup-deps makes (nibabel), or NIFUSE_VENV's.
+fn python() -> std::path::PathBuf {
+    let venv = std::env::var_os("NIFUSE_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"));
+    let py = venv.join("bin/python");
+    assert!(
+        py.exists(),
+        "{} missing: run scripts/setup-deps",
+        py.display()
+    );
+    py
+}
+
+/// nibabel's `dataobj` of volume file `vol`, as little-endian int16 bytes, or its error.
+fn nibabel_volume(vol: &std::path::Path) -> Result<Vec<u8>, String> {
+    let code = "import sys, numpy as np, nibabel as nib\n\
+                a = np.asarray(nib.load(sys.argv[1]).dataobj)\n\
+                sys.stdout.buffer.write(a.astype('<i2').tobytes(order='F'))";
+    let out = Command::new(python())
+        .args(["-c", code])
+        .arg(vol)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn strict_mode_serves_nothing_of_a_member_before_its_crc_is_checked() {
+    let (img, data) = image4d(32, 32, 16, 40, 10);
+    let m = Mount::source(|src| {
+        fs::write(src.join("bad.nii.gz"), crc_only_damage(&img, 30)).unwrap();
+        fs::write(src.join("good.nii.gz"), gzip(&img)).unwrap();
+    })
+    .start(&["--cache-mode", "unchanged", "--verify", "strict"]);
+    assert_eq!(read_all(&m, &data, 40), (0..40).collect::<Vec<_>>());
     assert!(m.log().contains("trailer mismatch"), "{}", m.log());
+    let v = nibabel_volume(&m.path("good.nii.gz.d/vol_0002.nii")).unwrap();
+    assert_eq!(v, &data[2 * VOL..3 * VOL]);
+    assert!(nibabel_volume(&m.path("bad.nii.gz.d/vol_0001.nii")).is_err());
+    assert!(m.stats().contains("\"state\": \"failed\""), "{}", m.stats());
+}
+
+#[test]
+fn a_crc_mismatch_found_after_a_volume_was_served_fails_it_from_then_on() {
+    // Background mode (the default): volume 0 is served as soon as the pass
+    // has decoded it (the pass then needs far longer to reach the member's
+    // end, though a very fast one may get there before the first read is
+    // answered: then that read is EIO too). Once the CRC is found wrong, every
+    // read of the member gives EIO, also of what the kernel had cached, and
+    // one log line says what had been served.
+    let (img, data) = image4d(32, 32, 16, 240, 11);
+    let m = Mount::source(|src| {
+        fs::write(src.join("bad.nii.gz"), crc_only_damage(&img, 238)).unwrap();
+    })
+    .start(&["--cache-mode", "unchanged", "-o", "verify=background"]);
+    let first = m.path("bad.nii.gz.d/vol_0000.nii");
+    let served = match fs::read(&first) {
+        Ok(v) => {
+            assert_eq!(&v[352..], &data[..VOL], "served before the CRC was known");
+            true
+        }
+        Err(e) => {
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+            false
+        }
+    };
+    let stats = wait_pass(&m, "failed");
+    assert!(stats.contains("\"state\": \"failed\"}]"), "{stats}");
+    // The kernel is told to drop its cached pages from the invalidation
+    // thread: wait (deadline 10 s) until a read of volume 0 reaches the daemon.
+    let start = std::time::Instant::now();
+    loop {
+        match fs::read(&first) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            other => assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "volume 0 still served from the kernel's cache: {:?}",
+                other.map(|v| v.len())
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(nibabel_volume(&m.path("bad.nii.gz.d/vol_0002.nii")).is_err());
+    let log = m.log();
+    assert!(log.contains("trailer mismatch"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("served before the damage was known"));
+    match (served, line) {
+        (true, Some(l)) => assert!(l.contains("bad.nii.gz") && l.contains("(volume 0)"), "{l}"),
+        (true, None) => panic!("no line about what was served: {log}"),
+        (false, _) => {}
+    }
+    assert_eq!(read_all(&m, &data, 240), (0..240).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_lazy_first_read_and_the_background_pass_in_stats() {
+    let (img, data) = image4d(32, 32, 16, 120, 12);
+    let m = Mount::source(|src| fs::write(src.join("bad.nii.gz"), gzip(&img)).unwrap())
+        .start(&["--cache-mode", "unchanged"]);
+    let v = nibabel_volume(&m.path("bad.nii.gz.d/vol_0007.nii")).unwrap();
+    assert_eq!(v, &data[7 * VOL..8 * VOL]);
+    let stats = wait_pass(&m, "complete");
+    assert!(stats.contains("\"state\": \"verified\"}]"), "{stats}");
+    assert!(stats.contains("\"index\": \"complete\""), "{stats}");
+    assert!(read_all(&m, &data, 120).is_empty());
 }

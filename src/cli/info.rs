@@ -20,7 +20,9 @@
 //! sform_code sform_name affine_source affine affine_error volumes volume_bytes
 //! volume_file_size vox_offset extensions gzip_index` (numbers at full `f64`
 //! precision; `gzip_index` is null for uncompressed data, else `{state, volumes,
-//! bytes, index_dir}` with state `none`, `partial` or `complete`).
+//! bytes, verified_bytes, members_verified, index_dir}` with state `none`,
+//! `partial` or `complete`: how far the saved first pass got, and how many gzip
+//! members it found matching their CRC-32, covering the first `verified_bytes`).
 
 use std::fs;
 use std::io::Write;
@@ -47,10 +49,17 @@ pub enum GzIndex {
     Unreadable(String),
     /// No usable index saved (none, stale or corrupt).
     None,
-    /// An index covering the decoded bytes before `covered_bytes`: the first `volumes` volumes.
-    Partial { covered_bytes: u64, volumes: u64 },
-    /// An index of the whole stream of `total_bytes` decoded bytes.
-    Complete { total_bytes: u64 },
+    /// An index covering the decoded bytes before `covered_bytes`: the first
+    /// `volumes` volumes; `members` gzip members verified, the first `verified_bytes`.
+    Partial {
+        covered_bytes: u64,
+        volumes: u64,
+        verified_bytes: u64,
+        members: usize,
+    },
+    /// An index of the whole stream of `total_bytes` decoded bytes, all of
+    /// its `members` gzip members verified.
+    Complete { total_bytes: u64, members: usize },
 }
 
 /// Everything `nifuse info` reports about one image.
@@ -230,11 +239,16 @@ fn gz_index(img: &Image, index_dir: &Path) -> GzIndex {
     });
     match opened {
         Err(e) => GzIndex::Unreadable(e),
-        Ok(access) => match access.state() {
-            IndexState::None => GzIndex::None,
-            IndexState::Complete { total_bytes } => GzIndex::Complete { total_bytes },
-            IndexState::Partial { covered_bytes } => GzIndex::Partial {
+        Ok(access) => match (access.state(), access.pass_report()) {
+            (IndexState::None, _) => GzIndex::None,
+            (IndexState::Complete { total_bytes }, pass) => GzIndex::Complete {
+                total_bytes,
+                members: pass.members_verified,
+            },
+            (IndexState::Partial { covered_bytes }, pass) => GzIndex::Partial {
                 covered_bytes,
+                verified_bytes: pass.verified,
+                members: pass.members_verified,
                 volumes: covered_bytes
                     .saturating_sub(layout.data_offset())
                     .checked_div(layout.vol_bytes())

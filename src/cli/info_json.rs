@@ -168,14 +168,23 @@ pub fn text(info: &Info, index_dir: &Path) -> String {
         GzIndex::Partial {
             covered_bytes,
             volumes,
+            verified_bytes,
+            members,
         } => format!(
-            "partial: first {volumes} of {} volumes ({covered_bytes} decoded bytes) in {dir}",
-            info.volumes
+            "partial: first {volumes} of {} volumes ({covered_bytes} decoded bytes) in {dir}; \
+             {members} gzip member{} verified ({verified_bytes} decoded bytes)",
+            info.volumes,
+            if *members == 1 { "" } else { "s" }
         ),
-        GzIndex::Complete { total_bytes } => {
+        GzIndex::Complete {
+            total_bytes,
+            members,
+        } => {
             format!(
-                "complete: all {} volumes ({total_bytes} decoded bytes) in {dir}",
-                info.volumes
+                "complete: all {} volumes ({total_bytes} decoded bytes) in {dir}; \
+                 all {members} gzip member{} verified",
+                info.volumes,
+                if *members == 1 { "" } else { "s" }
             )
         }
     };
@@ -229,17 +238,25 @@ pub fn json(info: &Info, index_dir: &Path) -> String {
         GzIndex::Unreadable(why) => {
             format!("{{\"state\": \"unreadable\", \"error\": {}}}", jstr(why))
         }
-        GzIndex::None => {
-            format!("{{\"state\": \"none\", \"volumes\": 0, \"bytes\": 0, \"index_dir\": {dir}}}")
-        }
+        GzIndex::None => format!(
+            "{{\"state\": \"none\", \"volumes\": 0, \"bytes\": 0, \"verified_bytes\": 0, \
+             \"members_verified\": 0, \"index_dir\": {dir}}}"
+        ),
         GzIndex::Partial {
             covered_bytes,
             volumes,
+            verified_bytes,
+            members,
         } => format!(
-            "{{\"state\": \"partial\", \"volumes\": {volumes}, \"bytes\": {covered_bytes}, \"index_dir\": {dir}}}"
+            "{{\"state\": \"partial\", \"volumes\": {volumes}, \"bytes\": {covered_bytes}, \
+             \"verified_bytes\": {verified_bytes}, \"members_verified\": {members}, \"index_dir\": {dir}}}"
         ),
-        GzIndex::Complete { total_bytes } => format!(
-            "{{\"state\": \"complete\", \"volumes\": {}, \"bytes\": {total_bytes}, \"index_dir\": {dir}}}",
+        GzIndex::Complete {
+            total_bytes,
+            members,
+        } => format!(
+            "{{\"state\": \"complete\", \"volumes\": {}, \"bytes\": {total_bytes}, \
+             \"verified_bytes\": {total_bytes}, \"members_verified\": {members}, \"index_dir\": {dir}}}",
             info.volumes
         ),
     };

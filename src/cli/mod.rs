@@ -83,7 +83,7 @@ pub struct MountArgs {
     pub verbose: u8,
     /// Mount options, comma-separated, as sshfs and fstab take them: allow_other,
     /// allow_root, noexec, noatime, and nifuse's own cache_mode=, cache_size=,
-    /// index_dir=, threads=, log_file= (fstab words like defaults, noauto, nofail are ignored).
+    /// index_dir=, threads=, log_file=, verify= (fstab words like defaults, noauto, nofail are ignored).
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
     pub options: Vec<String>,
     /// Default cache mode of every image: fill or unchanged.
@@ -98,12 +98,21 @@ pub struct MountArgs {
     /// Log file in background mode [default: ~/.cache/nifuse/log/MOUNTPOINT.log].
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// How reads of .nii.gz files are checked against the gzip CRC-32: background
+    /// (serve as the first pass decodes, check as it completes each member) or
+    /// strict (serve nothing of a member before its CRC-32 was checked).
+    #[arg(long, value_name = "MODE", default_value = "background", value_parser = parse_verify)]
+    pub verify: crate::source::data::Verify,
     /// Leave the kernel's read-ahead for the mount as it is (by default, as root, it is raised to 1024 KiB).
     #[arg(long)]
     pub no_read_ahead: bool,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}
+
+fn parse_verify(s: &str) -> Result<crate::source::data::Verify, String> {
     s.parse()
 }
 

@@ -72,7 +72,8 @@ fn parse_options(raw: &[String]) -> Result<MountSpec, String> {
 }
 
 /// nifuse's own settings accepted inside `-o` (as fstab passes them).
-const NIFUSE_KEYS: [&str; 5] = [
+const NIFUSE_KEYS: [&str; 6] = [
+    "verify=",
     "cache_mode=",
     "cache_size=",
     "index_dir=",
@@ -89,6 +90,7 @@ fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
         };
         match key {
             "cache_mode" => args.cache_mode = value.parse()?,
+            "verify" => args.verify = value.parse()?,
             "cache_size" => args.cache_size = Some(crate::size::parse_size(value)?),
             "index_dir" => args.index_dir = Some(PathBuf::from(value)),
             "log_file" => args.log_file = Some(PathBuf::from(value)),
@@ -285,6 +287,7 @@ fn serve(
         recheck: Duration::from_millis(250),
         index_dir: Some(args.index_dir.clone().unwrap_or_else(default_index_dir)),
         cache_mode: args.cache_mode,
+        verify: args.verify,
         cache_size,
         uid,
         gid,
@@ -312,11 +315,12 @@ fn serve(
         .map_err(|e| format!("cannot mount at {}: {e}", mountpoint.display()))?;
     drop(fs);
     log::info!(
-        "mounted {} at {} ({threads} threads, cache {} per mount, mode {})",
+        "mounted {} at {} ({threads} threads, cache {} per mount, mode {}, verify {})",
         source.display(),
         mountpoint.display(),
         crate::size::human(cache_size),
-        args.cache_mode.as_str()
+        args.cache_mode.as_str(),
+        args.verify.as_str()
     );
     if !args.no_read_ahead {
         // SAFETY: geteuid has no preconditions and cannot fail.

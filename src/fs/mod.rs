@@ -48,6 +48,8 @@ pub struct Config {
     pub recheck: Duration,
     /// Cache mode of every image until set otherwise.
     pub cache_mode: Mode,
+    /// How reads of compressed images are checked against their CRC-32 (SPEC 5).
+    pub verify: source::data::Verify,
     /// Memory budget of all image caches together, in bytes.
     pub cache_size: u64,
     /// Owner of the control files (the user who mounted).
@@ -69,6 +71,9 @@ pub enum Invalidate {
         name: std::ffi::OsString,
     },
 }
+
+/// How the kernel is told to forget what it cached (set by the FUSE adapter).
+type Notifier = Box<dyn Fn(Invalidate) + Send + Sync>;
 
 /// A looked-up entry: its attributes and how long the kernel may keep them.
 #[derive(Clone, Debug)]
@@ -94,12 +99,12 @@ pub struct Opened {
 pub struct Fs {
     store: Arc<dyn Store>,
     config: Config,
-    pub(crate) inodes: InodeTable,
+    pub(crate) inodes: Arc<InodeTable>,
     images: Registry,
     pub(crate) handles: Handles,
     caches: Caches,
     sidecars: sidecars::Sidecars,
-    invalidator: std::sync::OnceLock<Box<dyn Fn(Invalidate) + Send + Sync>>,
+    invalidator: Arc<std::sync::OnceLock<Notifier>>,
     started: SystemTime,
 }
 
@@ -118,9 +123,9 @@ impl Fs {
             sidecars: sidecars::Sidecars::new(store.clone(), config.recheck),
             store,
             config,
-            inodes: InodeTable::new(),
+            inodes: Arc::new(InodeTable::new()),
             handles: Handles::default(),
-            invalidator: std::sync::OnceLock::new(),
+            invalidator: Arc::new(std::sync::OnceLock::new()),
             started: SystemTime::now(),
         }
     }
@@ -143,6 +148,11 @@ impl Fs {
     pub fn image_at(&self, rel: &Path) -> Option<Arc<Image>> {
         let before = self.images.known(rel);
         let now = self.images.get(rel);
+        if let Some(image) = &now
+            && !image.data.is_configured()
+        {
+            self.configure_image(rel, image);
+        }
         if let Some(old) = &before
             && now.as_ref().is_none_or(|new| !Arc::ptr_eq(old, new))
         {
@@ -155,6 +165,27 @@ impl Fs {
     /// adapter's notifier; absent in tests without a mount).
     pub fn set_invalidator(&self, f: Box<dyn Fn(Invalidate) + Send + Sync>) {
         let _ = self.invalidator.set(f);
+    }
+
+    /// Sets the verify mode of an image's data file, and the hook through
+    /// which it has the kernel drop the cached pages of every file of the
+    /// image (from the invalidation thread) when it finds damage.
+    fn configure_image(&self, rel: &Path, image: &Image) {
+        let (inodes, notify, path) = (
+            self.inodes.clone(),
+            self.invalidator.clone(),
+            rel.to_path_buf(),
+        );
+        image.data.configure(
+            self.config.verify,
+            Box::new(move || {
+                if let Some(notify) = notify.get() {
+                    for ino in inodes.inodes_of_path(&path) {
+                        notify(Invalidate::Inode(ino));
+                    }
+                }
+            }),
+        );
     }
 
     fn invalidate_image(&self, rel: &Path) {

@@ -57,7 +57,11 @@ pub fn read_view(
         if current && caches.read(rel, image, at, buf) {
             return Ok(());
         }
-        if whole_volumes && vol_bytes > 0 {
+        // Damage found after this volume was decoded (the first pass goes on in
+        // the background) makes its kept copy unservable: the source says why.
+        let end = layout.data_offset() + at + buf.len() as u64;
+        let intact = image.data.intact_before().is_none_or(|limit| end <= limit);
+        if whole_volumes && vol_bytes > 0 && intact {
             let k = at / vol_bytes;
             let decoded = v.decoded(k)?;
             let from = usize::try_from(at - k * vol_bytes).unwrap_or(usize::MAX);

@@ -3,10 +3,20 @@
 //! ```json
 //! {"images": [{"path": "sub-01/bold.nii.gz", "volumes": 200, "compressed": true,
 //!              "cache_mode": "fill", "cache_state": "full", "cache_bytes": 36864000,
-//!              "hits": 412, "misses": 1, "index": "complete"}],
+//!              "hits": 412, "misses": 1, "index": "complete",
+//!              "pass": {"state": "complete", "decoded_bytes": 73728352, "total_bytes": 73728352,
+//!                       "verified_bytes": 73728352,
+//!                       "members": [{"count": 1, "from": 0, "to": 73728352, "state": "verified"}]}}],
 //!  "totals": {"images": 1, "cached_images": 1, "cache_bytes": 36864000,
 //!             "cache_budget": 6442450944, "hits": 412, "misses": 1}}
 //! ```
+//!
+//! `pass` (null for uncompressed images) is the first pass through a gzip
+//! stream: `state` is `not started`, `running` (inflating now or queued),
+//! `paused` (stopped partway; the next read goes on), `complete` or `failed`;
+//! `members` lists runs of gzip members by state (`verified`: CRC-32 and
+//! length matched; `unverified`: not checked yet; `failed`), with their
+//! decoded byte range (`count`: members in a verified run).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +51,48 @@ fn index_state(image: &Image) -> String {
     json_string(&text)
 }
 
+/// The first pass through a compressed image, as JSON (`null` otherwise).
+fn pass_state(image: &Image) -> String {
+    use crate::source::gzindex::Outcome;
+    let Some(report) = image.data.gzip().map(|gz| gz.pass_report()) else {
+        return "null".to_string();
+    };
+    let state = match (&report.outcome, report.running, report.decoded) {
+        (Some(Outcome::Complete { .. }), _, _) => "complete",
+        (Some(Outcome::Failed(_)), _, _) => "failed",
+        (None, true, _) => "running",
+        (None, false, 0) => "not started",
+        (None, false, _) => "paused",
+    };
+    let mut runs = Vec::new();
+    if report.members_verified > 0 {
+        runs.push(format!(
+            "{{\"count\": {}, \"from\": 0, \"to\": {}, \"state\": \"verified\"}}",
+            report.members_verified, report.verified
+        ));
+    }
+    let rest = match &report.outcome {
+        Some(Outcome::Failed(_)) => Some("failed"),
+        None if report.decoded > report.verified => Some("unverified"),
+        _ => None,
+    };
+    if let Some(s) = rest {
+        runs.push(format!(
+            "{{\"count\": 1, \"from\": {}, \"to\": {}, \"state\": \"{s}\"}}",
+            report.verified,
+            report.decoded.max(report.verified)
+        ));
+    }
+    let total = report.total.map_or("null".to_string(), |t| t.to_string());
+    format!(
+        "{{\"state\": \"{state}\", \"decoded_bytes\": {}, \"total_bytes\": {total}, \
+         \"verified_bytes\": {}, \"members\": [{}]}}",
+        report.decoded,
+        report.verified,
+        runs.join(", ")
+    )
+}
+
 /// Renders the stats of the known `images` and their `caches`.
 pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
     let cache_stats: BTreeMap<PathBuf, SlotStats> = caches
@@ -62,12 +114,13 @@ pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
         rows.push(format!(
             "    {{\"path\": {}, \"volumes\": {}, \"compressed\": {}, \"cache_mode\": \"{}\", \
              \"cache_state\": \"{state}\", \"cache_bytes\": {b}, \"hits\": {h}, \"misses\": {m}, \
-             \"index\": {}}}",
+             \"index\": {}, \"pass\": {}}}",
             json_string(&path.to_string_lossy()),
             image.layout.n_vols(),
             image.data.is_gzip(),
             mode.as_str(),
             index_state(image),
+            pass_state(image),
         ));
     }
     format!(

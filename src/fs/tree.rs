@@ -187,6 +187,17 @@ impl InodeTable {
         Some(path)
     }
 
+    /// The inode numbers of every node of the source path `path` (its
+    /// mirrored entry, and for images its `NAME.d` and volumes).
+    pub fn inodes_of_path(&self, path: &Path) -> Vec<u64> {
+        let inner = self.lock();
+        (1u64..)
+            .zip(inner.nodes.iter())
+            .filter(|(_, (node, _))| node.source_path() == Some(path))
+            .map(|(ino, _)| ino)
+            .collect()
+    }
+
     /// Whether the kernel still holds any inode of the source path `path`
     /// (its mirrored entry, and for images its `NAME.d` or any volume).
     pub fn path_referenced(&self, path: &Path) -> bool {
@@ -208,17 +219,17 @@ mod tests {
             selection: Selection::Volume(k),
             output: Output::Stored,
         };
-        Node::View("a".into(), v, 0, view)
+        Node::View("img.nii".into(), v, 0, view)
     }
 
     #[test]
     fn numbers_are_stable_and_distinct() {
         let t = InodeTable::new();
-        let a = t.ino(&Node::Mirror("a".into()));
+        let a = t.ino(&Node::Mirror("img.nii".into()));
         let b = t.ino(&vol(3, 1));
         assert_ne!(a, b);
         assert_ne!(a, ROOT_INO);
-        assert_eq!(t.ino(&Node::Mirror("a".into())), a);
+        assert_eq!(t.ino(&Node::Mirror("img.nii".into())), a);
         assert_eq!(t.node(b), Some(vol(3, 1)));
         assert_ne!(t.ino(&vol(3, 2)), b, "a new version is a new inode");
         assert_eq!(t.node(ROOT_INO), Some(Node::Mirror(PathBuf::new())));
@@ -249,5 +260,24 @@ mod tests {
         assert!(!t.path_referenced(Path::new("img.nii")));
         assert_eq!(t.forget(ino, 1), None);
         assert_eq!(t.forget(ROOT_INO, 1), None);
+    }
+
+    #[test]
+    fn inodes_of_a_path_are_all_its_nodes() {
+        let t = InodeTable::new();
+        let m = t.ino(&Node::Mirror("img.nii".into()));
+        let d = t.ino(&Node::ImageDir("img.nii".into(), 1, Dir::TOP));
+        let v = t.ino(&vol(0, 1));
+        t.ino(&Node::View(
+            "other.nii".into(),
+            1,
+            0,
+            View {
+                selection: Selection::Volume(0),
+                output: Output::Stored,
+            },
+        ));
+        assert_eq!(t.inodes_of_path(Path::new("img.nii")), vec![m, d, v]);
+        assert!(t.inodes_of_path(Path::new("none.nii")).is_empty());
     }
 }

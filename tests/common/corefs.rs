@@ -57,6 +57,7 @@ pub fn filled(f: &Fs, name: &str) -> bool {
 
 pub fn config(mode: Mode, budget: u64) -> Config {
     Config {
+        verify: nifuse::source::data::Verify::Background,
         ttl: Duration::from_secs(1),
         volume_ttl: Duration::from_secs(1),
         recheck: Duration::ZERO,

@@ -3,8 +3,9 @@
 //! A [`Checkpoint`] is a place in the gzip file where inflation can resume:
 //! a deflate block boundary (compressed *bit* position + the up to 32 KiB of
 //! output before it) or the start of a gzip member (no window needed). The
-//! [`Index`] holds the sorted checkpoints, the requested volume starts, and
-//! how far the index is known to be complete (`covered`).
+//! [`Index`] holds the sorted checkpoints, the requested volume starts, the
+//! CRC-32 of every *segment* of decoded bytes from 0 to `covered()` (see
+//! `segments.rs`), and the gzip members whose trailer was checked.
 //!
 //! Placement rules (applied by the cursor while inflating, see `reader.rs`):
 //! * for each requested start `s`, the last block boundary at or before `s`;
@@ -93,6 +94,29 @@ impl Checkpoint {
     }
 }
 
+/// Compressed position of a segment end that is not known (segments loaded
+/// from a saved index).
+pub const UNKNOWN_IN: u64 = u64::MAX;
+
+/// A run of decoded bytes ending at `end` (starting where the previous one
+/// ends, or at 0) and the CRC-32 of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seg {
+    pub end: u64,
+    pub crc: u32,
+    /// Compressed byte position the inflater had reached when the segment's
+    /// last byte came out ([`UNKNOWN_IN`] when loaded from disk).
+    pub in_end: u64,
+}
+
+/// A gzip member whose CRC-32 and length matched its trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub start: u64,
+    pub end: u64,
+    pub crc: u32,
+}
+
 /// The in-memory index of one gzip file.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
@@ -100,9 +124,12 @@ pub struct Index {
     pub starts: Vec<u64>,
     /// Checkpoints sorted by `out` (strictly increasing).
     pub cps: Vec<Checkpoint>,
-    /// All checkpoints for offsets below `covered` are present.
-    pub covered: u64,
-    /// Total uncompressed size, once the whole stream has been indexed.
+    /// Segments from 0 to `covered()`, each boundary a checkpoint, a volume
+    /// start, a deflate block boundary, a member boundary or a grid point.
+    pub segs: Vec<Seg>,
+    /// Verified members, contiguous from 0.
+    pub members: Vec<Member>,
+    /// Total uncompressed size, once the whole stream has been indexed and verified.
     pub total: Option<u64>,
 }
 
@@ -112,10 +139,19 @@ impl Index {
         starts.dedup();
         Index {
             starts,
-            cps: Vec::new(),
-            covered: 0,
-            total: None,
+            ..Index::default()
         }
+    }
+
+    /// Decoded bytes before this offset are indexed: every checkpoint they
+    /// need is present and every byte has a segment CRC.
+    pub fn covered(&self) -> u64 {
+        self.segs.last().map_or(0, |s| s.end)
+    }
+
+    /// Decoded bytes before this offset lie in members whose trailer matched.
+    pub fn verified_to(&self) -> u64 {
+        self.members.last().map_or(0, |m| m.end)
     }
 
     /// The last checkpoint with `out <= offset`.
@@ -139,6 +175,15 @@ impl Index {
         added
     }
 
+    /// Forget everything at or after decoded offset `out` (a checkpoint where
+    /// a pass resumes).
+    pub fn truncate(&mut self, out: u64) {
+        self.cps.retain(|c| c.out <= out);
+        self.segs.retain(|s| s.end <= out);
+        self.members.retain(|m| m.end <= out);
+        self.total = None;
+    }
+
     /// Validate ordering and every checkpoint (used on load).
     pub fn validate(&self, file_len: u64) -> Result<(), String> {
         let first = self.cps.first().ok_or("index has no checkpoints")?;
@@ -155,14 +200,16 @@ impl Index {
         for c in &self.cps {
             c.check(file_len)?;
         }
+        super::segments::validate(self)?;
+        let covered = self.covered();
         let last = self.cps.last().map_or(0, |c| c.out);
-        if self.covered < last {
+        if covered < last {
             return Err("covered range ends before the last checkpoint".into());
         }
         if let Some(t) = self.total
-            && t != self.covered
+            && (t != covered || self.verified_to() != covered)
         {
-            return Err("complete index with covered != total".into());
+            return Err("complete index with covered != total or unverified members".into());
         }
         Ok(())
     }
@@ -232,8 +279,8 @@ mod tests {
         assert_eq!(ix.merge(vec![cp(10)]), 0);
         assert_eq!(ix.best_for(7).map(|c| c.out), Some(5));
         assert_eq!(ix.best_for(100).map(|c| c.out), Some(10));
-        ix.covered = 10;
-        assert!(ix.validate(1000).is_ok());
-        assert!(ix.validate(2).is_err());
+        assert!(ix.validate(1000).is_err(), "checkpoints without segments");
+        ix.truncate(5);
+        assert_eq!(ix.cps.len(), 2);
     }
 }

@@ -7,52 +7,66 @@
 //!   (no window). One is placed at the last block boundary before each
 //!   requested start (each volume's first byte), and one every ~1 MiB inside
 //!   regions longer than 2 MiB (and after the last start).
-//! * **Cursors** (`reader.rs`): a live raw-inflate state (`zlib.rs`, the only
-//!   `unsafe`) with a history buffer. A read takes the cheapest of (a cached
-//!   cursor at or a little before the offset, a new cursor at the last
-//!   checkpoint before the offset), inflates forward and returns the cursor to
-//!   a small cache, so sequential readers never go backwards. Cursors apply
-//!   the placement rules to every boundary they pass, so the index is built
-//!   lazily, only as far as the furthest byte requested (`covered`), and
-//!   continued later. Every member's CRC-32/ISIZE is checked when a cursor
-//!   reaches it (checkpoints carry the running CRC of their member).
+//! * **Segments** (`segments.rs`): the CRC-32 of the decoded bytes between
+//!   consecutive boundaries (checkpoints, volume starts, deflate blocks,
+//!   members, a 128 KiB grid); they combine into each member's CRC-32.
+//! * **The first pass** (`pass.rs`, `pool.rs`): one build cursor per file
+//!   inflates the stream from the start, placing checkpoints, recording
+//!   segments and checking every member's CRC-32/ISIZE against its trailer.
+//!   A reader takes it only as far as its own bytes (and, in background
+//!   verify mode, a safety margin); a background continuation takes it on to
+//!   the end. Readers wait on a condition variable while another thread
+//!   drives it.
+//! * **Reads** (`reader.rs`): a check cursor resumes at the last checkpoint
+//!   before the offset (or continues a cached one), inflates forward and
+//!   compares every segment it completes with the recorded CRC before any of
+//!   its bytes is returned. A mismatch ([`GzError::Damaged`]) discards the
+//!   index: it is rebuilt by a new pass.
 //! * **Persistence** (`persist.rs`): `<index_dir>/<name>-<hash of key>.gzidx`,
-//!   written atomically (temp file + rename): magic `NIFUSEGZ`, format
-//!   version, payload length, CRC-32 of the payload; the payload holds the
-//!   key (locator, size, version tag), a digest of the requested
-//!   starts, the covered range and the checkpoints with raw-deflated windows.
-//!   A stale, truncated or corrupt file is ignored (logged) and rebuilt; every
-//!   checkpoint is bounds-checked on load and again on use.
-//!
-//! A read whose bytes were all decoded succeeds even if the stream is cut
-//! short just after them; whole-stream integrity (every member's CRC-32) is
-//! established by one `build_all` pass, which `source::DataFile` makes before
-//! serving any byte.
+//!   written atomically (temp file + rename) with a format version and a
+//!   CRC-32 of the payload; a stale, truncated or corrupt file, or one of an
+//!   older format, is ignored (logged) and rebuilt; every checkpoint is
+//!   bounds-checked on load and again on use, and the segments must combine
+//!   into the recorded member and checkpoint CRCs.
 //!
 //! # Locks
 //! `save_lock` (serialises saves) may be taken before `inner` (index +
-//! cursor cache); never the other way round. `inner` is only held for short
-//! bookkeeping, never while inflating or doing file I/O.
+//! cursor cache); `inner` and the pass state are never held together (each
+//! is taken alone for short bookkeeping) and never while inflating or doing
+//! file I/O.
 
+mod access_read;
+mod accounting;
 mod header;
 mod index;
+mod outcome;
+mod pass;
 mod persist;
 #[cfg(test)]
 mod persist_tests;
 mod placement;
+mod pool;
+mod prefetch;
 mod reader;
+mod segments;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;
 mod zlib;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use super::ByteSource;
 use super::local::LocalFile;
 use index::{Index, Rules};
+use pass::{Goal, Pass};
 use reader::{Ctx, Cursor};
+
+pub use pass::{CORRUPTION_MARGIN, FailKind, Failure, Outcome, Verify};
+pub use pool::MAX_BACKGROUND_PASSES;
 
 /// How a member whose CRC-32 or length does not match its trailer is reported
 /// (in [`GzError::Corrupt`]'s message).
@@ -63,8 +77,9 @@ pub const INDEX_FORMAT_VERSION: u32 = persist::VERSION;
 
 /// How many idle cursors (live inflate states) are kept per file.
 const MAX_CURSORS: usize = 4;
-/// `build_all` merges its findings and reports progress every this many output bytes.
-const BUILD_CHUNK: u64 = 16 << 20;
+/// A check cursor gets the segments this far past its read (it may decode
+/// a little further than asked, and a sequential reader comes back for more).
+const CHECK_AHEAD: u64 = 4 * segments::SEG_MAX;
 
 /// Errors of the gzip random-access layer.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +94,8 @@ pub enum GzError {
     BadIndex(String),
     #[error("read of {len} bytes at {offset} is past the end of the data ({total} bytes)")]
     OutOfRange { offset: u64, len: u64, total: u64 },
+    #[error("the decoded data does not match the gzip index: {0}")]
+    Damaged(String),
 }
 
 impl From<GzError> for std::io::Error {
@@ -130,12 +147,34 @@ pub enum IndexState {
     Complete { total_bytes: u64 },
 }
 
+/// How far the first pass has got, for statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// Decoded bytes indexed so far.
+    pub decoded: u64,
+    /// Total decoded size, once the pass completed.
+    pub total: Option<u64>,
+    /// Decoded bytes before this lie in members whose CRC-32 matched.
+    pub verified: u64,
+    /// Members whose CRC-32 and length matched their trailer.
+    pub members_verified: usize,
+    /// The pass is inflating now or queued to.
+    pub running: bool,
+    /// How the pass ended, if it did.
+    pub outcome: Option<Outcome>,
+}
+
 struct Inner {
     index: Index,
     cursors: Vec<Cursor>,
     generation: u64,
     saved_generation: u64,
+    /// Bumped whenever the index is discarded.
+    epoch: u64,
 }
+
+/// Called once when a pass ends (from the thread that ended it, no lock held).
+pub type Observer = Box<dyn Fn(&Outcome) + Send + Sync>;
 
 /// Thread-safe (Send + Sync) random access to the uncompressed bytes of one gzip file.
 pub struct GzAccess {
@@ -145,8 +184,16 @@ pub struct GzAccess {
     index_file: Option<PathBuf>,
     rules: Rules,
     inner: Mutex<Inner>,
+    pass: Pass,
     save_lock: Mutex<()>,
     inflated: AtomicU64,
+    /// Itself, when made by [`GzAccess::shared`]: the pass then goes on in
+    /// the background after a reader's part.
+    me: Weak<GzAccess>,
+    observer: OnceLock<Observer>,
+    /// Set when decoded bytes contradicted the index: until a new pass
+    /// verified them, reads are strict.
+    distrust: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -167,11 +214,32 @@ impl GzAccess {
     /// Random access to the gzip stream of `file`.
     /// `starts`: uncompressed offsets that must get a checkpoint (each volume's first byte), sorted.
     /// `index_dir`: where to load/save the persistent index (None = memory only). Loads a valid saved index if present.
+    /// The first pass runs only as far as reads take it.
     pub fn with_source(
         file: Arc<dyn ByteSource>,
         starts: Vec<u64>,
         index_dir: Option<&Path>,
     ) -> Result<GzAccess, GzError> {
+        Ok(GzAccess::make(file, starts, index_dir, Weak::new()))
+    }
+
+    /// [`GzAccess::with_source`], shared, with the first pass going on in
+    /// the background (at most [`MAX_BACKGROUND_PASSES`] files at once)
+    /// after the first read.
+    pub fn shared(
+        file: Arc<dyn ByteSource>,
+        starts: Vec<u64>,
+        index_dir: Option<&Path>,
+    ) -> Arc<GzAccess> {
+        Arc::new_cyclic(|me| GzAccess::make(file, starts, index_dir, me.clone()))
+    }
+
+    fn make(
+        file: Arc<dyn ByteSource>,
+        starts: Vec<u64>,
+        index_dir: Option<&Path>,
+        me: Weak<GzAccess>,
+    ) -> GzAccess {
         let key = IndexKey::of(file.as_ref());
         let file_len = file.len();
         let mut index = Index::new(starts);
@@ -183,10 +251,15 @@ impl GzAccess {
             match persist::load(f, &key, &index.starts) {
                 Ok(Some(loaded)) => index = loaded,
                 Ok(None) => {}
-                Err(msg) => log::warn!("gzindex: ignoring index {}: {msg}", f.display()),
+                Err(msg) => log::warn!(
+                    "{}: ignoring its saved gzip index {}: {msg} (it is rebuilt)",
+                    key.locator,
+                    f.display()
+                ),
             }
         }
-        Ok(GzAccess {
+        GzAccess {
+            pass: Pass::new(&index),
             file,
             file_len,
             key,
@@ -197,110 +270,29 @@ impl GzAccess {
                 cursors: Vec::new(),
                 generation: 0,
                 saved_generation: 0,
+                epoch: 0,
             }),
             save_lock: Mutex::new(()),
             inflated: AtomicU64::new(0),
-        })
+            me,
+            observer: OnceLock::new(),
+            distrust: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Sets what is called when the first pass ends (once; later calls are ignored).
+    pub fn set_observer(&self, f: Observer) {
+        let _ = self.observer.set(f);
     }
 
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
             file: self.file.as_ref(),
+            shared: &self.file,
             file_len: self.file_len,
             rules: &self.rules,
             inflated: &self.inflated,
         }
-    }
-
-    /// Take the cheapest way to reach `offset`: a cached cursor or a new one at a checkpoint.
-    fn checkout(&self, offset: u64, len: u64) -> Result<Cursor, GzError> {
-        let (cp, next, known) = {
-            let mut g = lock(&self.inner);
-            if let Some(total) = g.index.total
-                && offset.checked_add(len).is_none_or(|e| e > total)
-            {
-                return Err(GzError::OutOfRange { offset, len, total });
-            }
-            let cp = g.index.best_for(offset).cloned();
-            let cp_cost = cp.as_ref().map_or(offset, |c| offset - c.out);
-            let best = g
-                .cursors
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.hist_base() <= offset)
-                .map(|(i, c)| (offset.saturating_sub(c.out()), i))
-                .filter(|&(cost, _)| cost <= cp_cost)
-                .min();
-            if let Some((_, i)) = best {
-                return Ok(g.cursors.remove(i));
-            }
-            let next = g
-                .index
-                .cps
-                .get(g.index.cps.partition_point(|c| c.out <= offset))
-                .cloned();
-            (cp, next, g.index.covered)
-        };
-        let ctx = self.ctx();
-        let mut c = match cp {
-            Some(cp) => Cursor::at_checkpoint(&ctx, &cp, known),
-            None => Cursor::at_start(&ctx, known),
-        }?;
-        c.verify = next;
-        Ok(c)
-    }
-
-    /// Merge what the cursor learned into the index; keep it for reuse if `keep`.
-    fn checkin(&self, mut c: Cursor, result: &Result<(), GzError>) {
-        let mut g = lock(&self.inner);
-        if let Err(GzError::BadIndex(msg)) = result {
-            log::warn!("gzindex: {}: discarding the index: {msg}", self.key.locator);
-            g.index = Index::new(self.rules.starts.to_vec());
-            g.cursors.clear();
-            g.generation += 1;
-            return;
-        }
-        let keep = result.is_ok();
-        let added = g.index.merge(std::mem::take(&mut c.pending));
-        let mut changed = added > 0;
-        if c.seen_to > g.index.covered {
-            g.index.covered = c.seen_to;
-        }
-        if let Some(t) = c.total
-            && g.index.total.is_none()
-        {
-            g.index.total = Some(t);
-            g.index.covered = t;
-            changed = true;
-        }
-        if changed {
-            g.generation += 1;
-        }
-        c.known_covered = g.index.covered;
-        if keep {
-            if g.cursors.len() >= MAX_CURSORS {
-                g.cursors.remove(0);
-            }
-            g.cursors.push(c);
-        }
-    }
-
-    /// Fill `buf` with uncompressed bytes starting at `offset` (exact; error if the stream ends first).
-    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), GzError> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let mut c = self.checkout(offset, buf.len() as u64)?;
-        let r = c.read(&self.ctx(), offset, buf);
-        if let Err(e) = &r {
-            log::debug!(
-                "gzindex: {}: read of {} bytes at {offset}: {e}",
-                self.key.locator,
-                buf.len()
-            );
-        }
-        self.checkin(c, &r);
-        r
     }
 
     pub fn state(&self) -> IndexState {
@@ -309,64 +301,91 @@ impl GzAccess {
             (Some(total_bytes), _) => IndexState::Complete { total_bytes },
             (None, true) => IndexState::None,
             (None, false) => IndexState::Partial {
-                covered_bytes: g.index.covered,
+                covered_bytes: g.index.covered(),
             },
         }
     }
 
+    /// How far the first pass has got and which members were verified.
+    pub fn pass_report(&self) -> PassReport {
+        let (decoded, total, verified, members_verified) = {
+            let g = lock(&self.inner);
+            let ix = &g.index;
+            (ix.covered(), ix.total, ix.verified_to(), ix.members.len())
+        };
+        let st = self.pass.lock();
+        PassReport {
+            decoded,
+            total,
+            verified,
+            members_verified,
+            running: st.active(),
+            outcome: st.outcome.clone(),
+        }
+    }
+
+    /// Waits (without driving it) until the first pass ended or `timeout`
+    /// passed; returns how it ended.
+    pub fn wait_for_pass(&self, timeout: std::time::Duration) -> Option<Outcome> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.pass.lock();
+        while st.outcome.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            st = self
+                .pass
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        st.outcome.clone()
+    }
+
     /// Persist the index if it grew since the last save (atomic write). Called after reads and on drop/unmount.
+    /// After a failed pass only the part in verified members is kept.
     pub fn save(&self) -> Result<(), GzError> {
         let Some(target) = &self.index_file else {
             return Ok(());
         };
         let _s = lock(&self.save_lock);
+        let failed = matches!(self.pass.lock().outcome, Some(Outcome::Failed(_)));
         let (snapshot, generation) = {
             let g = lock(&self.inner);
             if g.generation == g.saved_generation || g.index.cps.is_empty() {
                 return Ok(());
             }
-            (g.index.clone(), g.generation)
+            let mut snapshot = g.index.clone();
+            if failed {
+                snapshot.truncate(snapshot.verified_to());
+            }
+            (snapshot, g.generation)
         };
-        persist::save(target, &self.key, &snapshot)?;
+        if !snapshot.cps.is_empty() {
+            persist::save(target, &self.key, &snapshot)?;
+        }
         lock(&self.inner).saved_generation = generation;
         Ok(())
     }
 
-    /// Build the whole index now (for `nifuse index FILE`), calling progress(compressed_pos, compressed_len).
+    /// Runs the first pass to the end now (for `nifuse index FILE`), calling
+    /// progress(compressed_pos, compressed_len).
     pub fn build_all(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<(), GzError> {
-        let ctx = self.ctx();
-        let start = {
-            let g = lock(&self.inner);
-            if g.index.total.is_some() {
+        let done = |_: &pass::PassState| false;
+        self.run_pass(Goal {
+            done: &done,
+            copy: None,
+            progress,
+        })?;
+        match self.pass.lock().outcome.clone() {
+            Some(Outcome::Complete { .. }) => {
                 progress(self.file_len, self.file_len);
-                return Ok(());
+                Ok(())
             }
-            g.index.covered
-        };
-        let mut c = self.checkout(start, 0)?;
-        loop {
-            let r = c.run_to(&ctx, c.out().saturating_add(BUILD_CHUNK));
-            progress(c.in_pos().min(self.file_len), self.file_len);
-            let done = c.is_done();
-            let pending = std::mem::take(&mut c.pending);
-            {
-                let mut g = lock(&self.inner);
-                if g.index.merge(pending) > 0 {
-                    g.generation += 1;
-                }
-                g.index.covered = g.index.covered.max(c.seen_to);
-                c.known_covered = g.index.covered;
-            }
-            if let Err(e) = r {
-                log::debug!("gzindex: {}: building index: {e}", self.key.locator);
-                let r = Err(e);
-                self.checkin(c, &r);
-                return r;
-            }
-            if done {
-                self.checkin(c, &Ok(()));
-                return Ok(());
-            }
+            Some(Outcome::Failed(f)) => Err(f.error()),
+            None => Err(GzError::BadIndex("the pass stopped early".into())),
         }
     }
 
@@ -382,33 +401,10 @@ impl GzAccess {
 
     /// After corruption found at compressed byte `at_compressed`: the
     /// uncompressed offset before which output came only from compressed
-    /// bytes at least `margin` bytes before the corruption, so it is
-    /// trustworthy (0 if no checkpoint is that early).
+    /// bytes at least `margin` bytes before the corruption (or from verified
+    /// members), so it is trustworthy.
     pub fn trusted_before(&self, at_compressed: u64, margin: u64) -> u64 {
-        let limit_bits = at_compressed.saturating_sub(margin).saturating_mul(8);
-        lock(&self.inner)
-            .index
-            .cps
-            .iter()
-            .filter(|c| c.bitpos < limit_bits)
-            .map(|c| c.out)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The uncompressed offset where the gzip member holding compressed byte
-    /// `at_compressed` starts: after a trailer (CRC-32/ISIZE) mismatch no byte
-    /// of that member can be trusted, those of earlier members can.
-    pub fn member_start_before(&self, at_compressed: u64) -> u64 {
-        let bits = at_compressed.saturating_mul(8);
-        lock(&self.inner)
-            .index
-            .cps
-            .iter()
-            .filter(|c| c.bitpos < bits)
-            .map(|c| c.member_out)
-            .max()
-            .unwrap_or(0)
+        segments::safe_before(&lock(&self.inner).index, at_compressed, margin)
     }
 
     /// Uncompressed offsets of all checkpoints (for tests and diagnostics).

@@ -1,18 +1,22 @@
 //! On-disk format of the gzip index (all integers little-endian).
 //!
 //! ```text
-//! header : magic "NIFUSEGZ" | version u32 (=2) | payload_len u64 | crc32(payload) u32
+//! header : magic "NIFUSEGZ" | version u32 (=3) | payload_len u64 | crc32(payload) u32
 //! payload: locator_len u32 | locator bytes | size u64 | tag_len u32 | tag bytes
 //!          starts_count u64 | starts_crc u32          (digest of the requested starts)
-//!          covered u64 | complete u8 | total u64
+//!          complete u8 | total u64
 //!          n u32, then n checkpoints:
 //!            out u64 | bitpos u64 | member_out u64 | crc u32 | flags u8
 //!            (1 = member start, 2 = window stored raw) | window_len u32
 //!            | data_len u32 | data (raw-deflated window, or raw bytes)
+//!          n_segs u32, then n_segs segments: len u32 | crc32 u32   (from 0 on)
+//!          n_members u32, then verified members: len u64 | crc32 u32 (from 0 on)
 //! ```
-//! The file is written to a temp file in the same directory and renamed into
-//! place. On load, anything unexpected (magic, version, length, checksum,
-//! key, starts, bounds, window sizes, ordering) makes the file ignored.
+//! Version 2 had no segments or members: such files are rebuilt. The file
+//! is written to a temp file in the same directory and renamed into place.
+//! On load, anything unexpected (magic, version, length, checksum, key,
+//! starts, bounds, window sizes, ordering, segment CRCs that do not combine
+//! into the member and checkpoint CRCs) makes the file ignored.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -22,12 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::{Compression, Decompress, FlushDecompress, Status};
 
-use super::index::{Checkpoint, Index};
+use super::index::{Checkpoint, Index, Member, Seg, UNKNOWN_IN};
 use super::zlib::WINDOW_SIZE;
 use super::{GzError, IndexKey};
 
 const MAGIC: &[u8; 8] = b"NIFUSEGZ";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const HEADER_LEN: usize = 24;
 /// Refuse to even read index files larger than this.
 const MAX_FILE: u64 = 1 << 30;
@@ -94,7 +98,6 @@ pub fn encode(key: &IndexKey, index: &Index) -> Result<Vec<u8>, GzError> {
     put_bytes(&mut p, key.tag.as_bytes())?;
     p.extend_from_slice(&(index.starts.len() as u64).to_le_bytes());
     p.extend_from_slice(&starts_crc(&index.starts).to_le_bytes());
-    p.extend_from_slice(&index.covered.to_le_bytes());
     p.push(u8::from(index.total.is_some()));
     p.extend_from_slice(&index.total.unwrap_or(0).to_le_bytes());
     let n = u32::try_from(index.cps.len())
@@ -119,6 +122,29 @@ pub fn encode(key: &IndexKey, index: &Index) -> Result<Vec<u8>, GzError> {
         p.extend_from_slice(&(c.window.len() as u32).to_le_bytes());
         p.extend_from_slice(&(data.len() as u32).to_le_bytes());
         p.extend_from_slice(data);
+    }
+    let too_many = || GzError::BadIndex("too many segments".into());
+    p.extend_from_slice(
+        &u32::try_from(index.segs.len())
+            .map_err(|_| too_many())?
+            .to_le_bytes(),
+    );
+    let mut from = 0;
+    for s in &index.segs {
+        let len = s.end.checked_sub(from).and_then(|l| u32::try_from(l).ok());
+        let len = len.ok_or_else(|| GzError::BadIndex("unordered or long segment".into()))?;
+        p.extend_from_slice(&len.to_le_bytes());
+        p.extend_from_slice(&s.crc.to_le_bytes());
+        from = s.end;
+    }
+    p.extend_from_slice(
+        &u32::try_from(index.members.len())
+            .map_err(|_| too_many())?
+            .to_le_bytes(),
+    );
+    for m in &index.members {
+        p.extend_from_slice(&m.end.saturating_sub(m.start).to_le_bytes());
+        p.extend_from_slice(&m.crc.to_le_bytes());
     }
     let mut out = Vec::with_capacity(HEADER_LEN + p.len());
     out.extend_from_slice(MAGIC);
@@ -242,12 +268,10 @@ pub fn decode(bytes: &[u8], key: &IndexKey, starts: &[u64]) -> Result<Index, Str
     if r.u64()? != starts.len() as u64 || r.u32()? != starts_crc(starts) {
         return Err("index was built for different volume starts".into());
     }
-    let covered = r.u64()?;
     let complete = r.u8()?;
     let total = r.u64()?;
     let n = r.u32()?;
     let mut index = Index::new(starts.to_vec());
-    index.covered = covered;
     index.total = match complete {
         0 => None,
         1 => Some(total),
@@ -278,6 +302,27 @@ pub fn decode(bytes: &[u8], key: &IndexKey, starts: &[u64]) -> Result<Index, Str
             let _ = cp.packed.set(d);
         }
         index.cps.push(cp);
+    }
+    let n_segs = r.u32()?;
+    let mut end = 0u64;
+    for _ in 0..n_segs {
+        let len = u64::from(r.u32()?);
+        end = end.checked_add(len).ok_or("segment lengths overflow")?;
+        let crc = r.u32()?;
+        index.segs.push(Seg {
+            end,
+            crc,
+            in_end: UNKNOWN_IN,
+        });
+    }
+    let n_members = r.u32()?;
+    let mut start = 0u64;
+    for _ in 0..n_members {
+        let len = r.u64()?;
+        let end = start.checked_add(len).ok_or("member lengths overflow")?;
+        let crc = r.u32()?;
+        index.members.push(Member { start, end, crc });
+        start = end;
     }
     if !r.b.is_empty() {
         return Err("trailing bytes after the checkpoints".into());

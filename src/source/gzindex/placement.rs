@@ -1,13 +1,12 @@
 //! Checkpoint placement: what a cursor does at each block boundary.
 //!
 //! Applies the rules of `index.rs` (last boundary before each requested start,
-//! one every `SPAN` in large regions), takes the window from the cursor's
-//! history buffer, and checks that the cursor meets the next known checkpoint
-//! exactly (a mismatch means the index does not describe this data).
+//! one every `SPAN` in large regions) and takes the window from the cursor's
+//! history buffer. Only the first pass ([`super::reader::Role::Build`]) places
+//! checkpoints.
 
 use std::sync::Arc;
 
-use super::GzError;
 use super::index::{Checkpoint, SPAN};
 use super::reader::{Boundary, Cursor};
 use super::zlib::WINDOW_SIZE;
@@ -37,24 +36,12 @@ impl Cursor {
         }
         self.hist.get(from as usize..to as usize).map(Arc::from)
     }
-    pub(super) fn on_boundary(&mut self, b: Boundary) -> Result<(), GzError> {
-        if let Some(v) = &self.verify {
-            let same_place = b.out == v.out && b.bitpos == v.bitpos;
-            if same_place && b.member_out == v.member_out && b.crc == v.crc {
-                self.verify = None;
-            } else if same_place || b.out > v.out {
-                return Err(GzError::BadIndex(format!(
-                    "checkpoint at {} does not match the compressed data",
-                    v.out
-                )));
-            }
-        }
+    pub(super) fn on_boundary(&mut self, b: Boundary) {
         if let Some(p) = self.prev.take()
             && self.rules.start_in(p.out, b.out)
         {
             self.record(p);
         }
-        self.seen_to = b.out;
         let first = b.out == 0 && b.member_start;
         let span = self.rules.large_region(b.out) && b.out.saturating_sub(self.last_cp) >= SPAN;
         if first || span {
@@ -62,13 +49,9 @@ impl Cursor {
         } else {
             self.prev = Some(b);
         }
-        Ok(())
     }
     pub(super) fn record(&mut self, b: Boundary) {
         self.last_cp = b.out;
-        if b.out < self.known_covered {
-            return;
-        }
         let w = match b.window {
             Some(w) => Some(w),
             None => self.window_at(b.out, b.member_out),
@@ -87,5 +70,32 @@ impl Cursor {
                 b.out
             ),
         }
+    }
+
+    /// Drop history before the last 32 KiB (and before `keep_from`, if that
+    /// leaves room), saving the window of a pending boundary first.
+    pub(super) fn compact(&mut self) {
+        if self.hist_len <= WINDOW_SIZE {
+            return;
+        }
+        if let Some(p) = self.prev.take() {
+            let p = if p.window.is_none() {
+                let w = self.window_at(p.out, p.member_out);
+                Boundary { window: w, ..p }
+            } else {
+                p
+            };
+            self.prev = Some(p);
+        }
+        let mut keep_from = self.hist_len - WINDOW_SIZE;
+        if let Some(k) = self.keep_from.checked_sub(self.hist_base) {
+            let k = usize::try_from(k).unwrap_or(usize::MAX);
+            if k < keep_from && self.hist_len - k <= self.hist.len() * 3 / 4 {
+                keep_from = k;
+            }
+        }
+        self.hist.copy_within(keep_from..self.hist_len, 0);
+        self.hist_base += keep_from as u64;
+        self.hist_len -= keep_from;
     }
 }

@@ -3,29 +3,43 @@
 //! A cursor starts either at the beginning of the file or at a checkpoint,
 //! produces uncompressed output into its history buffer (which always keeps
 //! at least the last 32 KiB, so the window of any block boundary it passes is
-//! at hand), verifies each member's CRC-32 and ISIZE, and applies the
-//! placement rules of `index.rs` to every block boundary it passes, collecting
-//! new checkpoints in `pending` for the owner to merge into the index.
+//! at hand) and splits it into segments (`segments.rs`). It has one of two
+//! roles:
+//! * [`Role::Build`] (the first pass, one per file): applies the placement
+//!   rules of `index.rs` to every block boundary it passes, records each
+//!   segment's CRC-32 and each member whose CRC-32 and ISIZE match its
+//!   trailer, collecting them in `pending`, `new_segs` and `new_members` for
+//!   the owner to merge into the index;
+//! * [`Role::Check`] (every other read): compares each segment it completes
+//!   with the CRC the index recorded for it ([`GzError::Damaged`] if they
+//!   differ), so that no byte is returned before its segment was checked.
 
-use crate::source::ByteSource;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::source::ByteSource;
+
 use super::GzError;
 use super::header::parse_header;
-use super::index::{Checkpoint, Rules};
-use super::zlib::{RawInflate, Status, WINDOW_SIZE};
+use super::index::{Checkpoint, Member, Rules, Seg};
+use super::prefetch::Prefetch;
+use super::zlib::{RawInflate, Status};
 
-const HIST_CAP: usize = 256 * 1024;
-const IBUF_CAP: usize = 64 * 1024;
+/// History and input buffers of the first pass (one cursor per file: large,
+/// so a reader that follows the pass finds its bytes still in the history)
+/// and of the check cursors of reads (several per file: smaller).
+const BUILD_HIST: usize = 512 * 1024;
+const BUILD_IBUF: usize = 128 * 1024;
+const CHECK_HIST: usize = 256 * 1024;
+const CHECK_IBUF: usize = 64 * 1024;
 const MIN_STEP: usize = 16 * 1024;
-/// After a read, go on to the end of the stream to check the trailer if at
-/// most this many compressed bytes are left.
-const TAIL_VERIFY: u64 = 128 * 1024;
 
 /// What a cursor needs from its owner while it runs (no locks held).
 pub struct Ctx<'a> {
     pub file: &'a dyn ByteSource,
+    /// The same file, shared (for the read-ahead thread of the first pass).
+    pub shared: &'a Arc<dyn ByteSource>,
     pub file_len: u64,
     pub rules: &'a Rules,
     pub inflated: &'a AtomicU64,
@@ -36,6 +50,15 @@ enum Phase {
     Header,
     Body,
     Done,
+}
+
+/// What a cursor does with the segments it decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Record checkpoints, segments and verified members (the first pass).
+    Build,
+    /// Check segments against `Cursor::check` (reads from the index).
+    Check,
 }
 
 /// A block boundary seen but not yet decided on.
@@ -50,31 +73,44 @@ pub(super) struct Boundary {
 
 pub struct Cursor {
     pub(super) rules: Rules,
+    pub(super) role: Role,
     z: RawInflate,
     phase: Phase,
-    members: u64,
-    ibuf: Vec<u8>,
-    ibuf_off: u64,
-    ipos: usize,
+    pub(super) members: u64,
+    pub(super) ibuf: Vec<u8>,
+    pub(super) ibuf_off: u64,
+    pub(super) ipos: usize,
     pub(super) hist: Vec<u8>,
     pub(super) hist_len: usize,
     pub(super) hist_base: u64,
-    member_out: u64,
-    pub(super) crc: crc32fast::Hasher,
+    pub(super) member_out: u64,
+    /// CRC-32 of the member's bytes `member_out..seg_start`.
+    pub(super) member_crc: u32,
+    /// Start of the segment being decoded, and the CRC of its bytes so far.
+    pub(super) seg_start: u64,
+    pub(super) seg_crc: crc32fast::Hasher,
     pub(super) last_cp: u64,
     pub(super) prev: Option<Boundary>,
-    /// Checkpoints below this are already in the index (skip recording them).
-    pub known_covered: u64,
-    /// New checkpoints found since the last merge.
+    /// History from this offset on is kept when the buffer is compacted
+    /// (bytes a sequential reader will ask for next).
+    pub keep_from: u64,
+    /// Build: new checkpoints found since the last merge.
     pub pending: Vec<Checkpoint>,
-    /// Offset of the last boundary seen: all checkpoints before it are decided.
-    pub seen_to: u64,
-    /// The checkpoint after the one this cursor started from: the cursor
-    /// must meet it exactly (same bit position, member and CRC), else the
-    /// index does not match the data.
-    pub verify: Option<Checkpoint>,
+    /// Build: segments completed since the last merge.
+    pub new_segs: Vec<Seg>,
+    /// Build: members verified since the last merge.
+    pub new_members: Vec<Member>,
+    /// Check: the recorded segments ahead, the first starting at `seg_start`.
+    pub check: VecDeque<Seg>,
     /// Total uncompressed size once the end of the stream was reached.
     pub total: Option<u64>,
+    /// Check: bytes were decoded past the segments in `check`, unchecked
+    /// (the cursor is not reused).
+    pub blind: bool,
+    /// Build: the read-ahead of the next input buffer, and its buffer.
+    pub(super) prefetch: Option<Prefetch>,
+    pub(super) prefetch_tried: bool,
+    pub(super) spare: Vec<u8>,
 }
 
 /// Read as many bytes as possible at `pos` (short only at end of file).
@@ -102,43 +138,53 @@ fn zerr(at: u64, e: super::zlib::ZError) -> GzError {
 }
 
 impl Cursor {
-    fn blank(rules: &Rules, known_covered: u64) -> Result<Cursor, GzError> {
+    fn blank(rules: &Rules, role: Role) -> Result<Cursor, GzError> {
         Ok(Cursor {
             rules: rules.clone(),
+            role,
             z: RawInflate::new().map_err(|e| zerr(0, e))?,
             phase: Phase::Header,
             members: 0,
-            ibuf: Vec::with_capacity(IBUF_CAP),
+            ibuf: Vec::new(),
             ibuf_off: 0,
             ipos: 0,
-            hist: vec![0u8; HIST_CAP],
+            hist: vec![
+                0u8;
+                match role {
+                    Role::Build => BUILD_HIST,
+                    Role::Check => CHECK_HIST,
+                }
+            ],
             hist_len: 0,
             hist_base: 0,
             member_out: 0,
-            crc: crc32fast::Hasher::new(),
+            member_crc: 0,
+            seg_start: 0,
+            seg_crc: crc32fast::Hasher::new(),
             last_cp: 0,
             prev: None,
-            known_covered,
+            keep_from: 0,
             pending: Vec::new(),
-            seen_to: 0,
-            verify: None,
+            new_segs: Vec::new(),
+            new_members: Vec::new(),
+            check: VecDeque::new(),
             total: None,
+            blind: false,
+            prefetch: None,
+            prefetch_tried: false,
+            spare: Vec::new(),
         })
     }
 
     /// A cursor at the very start of the file (parses the first gzip header).
-    pub fn at_start(ctx: &Ctx, known_covered: u64) -> Result<Cursor, GzError> {
-        Cursor::blank(ctx.rules, known_covered)
+    pub fn at_start(ctx: &Ctx, role: Role) -> Result<Cursor, GzError> {
+        Cursor::blank(ctx.rules, role)
     }
 
     /// A cursor resuming at checkpoint `cp` (validated against the file first).
-    pub fn at_checkpoint(
-        ctx: &Ctx,
-        cp: &Checkpoint,
-        known_covered: u64,
-    ) -> Result<Cursor, GzError> {
+    pub fn at_checkpoint(ctx: &Ctx, cp: &Checkpoint, role: Role) -> Result<Cursor, GzError> {
         cp.check(ctx.file_len).map_err(GzError::BadIndex)?;
-        let mut c = Cursor::blank(ctx.rules, known_covered)?;
+        let mut c = Cursor::blank(ctx.rules, role)?;
         let byte = cp.bitpos / 8;
         let bit = (cp.bitpos % 8) as u8;
         c.ibuf_off = byte;
@@ -161,11 +207,12 @@ impl Cursor {
         c.hist_len = w;
         c.hist_base = cp.out - w as u64; // check() guarantees w <= out - member_out
         c.member_out = cp.member_out;
-        c.crc = crc32fast::Hasher::new_with_initial_len(cp.crc, cp.out - cp.member_out);
+        c.member_crc = cp.crc;
+        c.seg_start = cp.out;
+        c.keep_from = cp.out;
         c.phase = Phase::Body;
         c.members = 1;
         c.last_cp = cp.out;
-        c.seen_to = cp.out;
         c.prev = Some(Boundary {
             out: cp.out,
             bitpos: cp.bitpos,
@@ -187,6 +234,20 @@ impl Cursor {
         self.hist_base
     }
 
+    /// Start of the segment being decoded: every byte before it is in a
+    /// completed segment (checked against the index, for [`Role::Check`]).
+    pub fn seg_start(&self) -> u64 {
+        self.seg_start
+    }
+
+    /// Size of one read of compressed input.
+    pub(super) fn ibuf_cap(&self) -> usize {
+        match self.role {
+            Role::Build => BUILD_IBUF,
+            Role::Check => CHECK_IBUF,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
     }
@@ -196,7 +257,9 @@ impl Cursor {
         self.ibuf_off + self.ipos as u64
     }
 
-    /// Copy `buf.len()` bytes at `offset` (>= `hist_base()`) into `buf`.
+    /// Copy `buf.len()` bytes at `offset` (>= `hist_base()`) into `buf`; a
+    /// [`Role::Check`] cursor returns only once every segment holding them
+    /// matched its recorded CRC.
     pub fn read(&mut self, ctx: &Ctx, offset: u64, buf: &mut [u8]) -> Result<(), GzError> {
         let end = offset
             .checked_add(buf.len() as u64)
@@ -208,6 +271,7 @@ impl Cursor {
         }
         let mut pos = offset;
         loop {
+            self.keep_from = pos;
             let out = self.out();
             if pos < out {
                 let upto = end.min(out);
@@ -219,41 +283,34 @@ impl Cursor {
                 buf[d..d + (b - a)].copy_from_slice(&self.hist[a..b]);
                 pos = upto;
             }
-            if pos >= end {
-                self.settle();
-                // The requested bytes are in `buf`; a stream that is cut short
-                // after them does not make them wrong (callers verify whole
-                // streams separately), so only corruption fails the read here.
-                return match self.verify_tail(ctx, end) {
-                    Err(GzError::Truncated { .. }) => Ok(()),
-                    other => other,
-                };
+            let checked = self.role == Role::Build || self.seg_start >= end;
+            if pos >= end && checked {
+                self.keep_from = end;
+                if self.role == Role::Build {
+                    self.settle();
+                }
+                return Ok(());
             }
             if let Some(total) = self.total {
-                return Err(GzError::OutOfRange {
-                    offset,
-                    len: buf.len() as u64,
-                    total,
-                });
+                if pos < end {
+                    return Err(GzError::OutOfRange {
+                        offset,
+                        len: buf.len() as u64,
+                        total,
+                    });
+                }
+                return Err(GzError::Damaged(format!(
+                    "the stream ends at {total} inside a segment of the index"
+                )));
             }
-            let want = usize::try_from(end - self.out()).unwrap_or(usize::MAX);
+            if self.role == Role::Check && self.check.is_empty() {
+                return Err(GzError::Damaged(format!(
+                    "bytes up to {end} are not covered by the index"
+                )));
+            }
+            let want = usize::try_from(end.saturating_sub(self.out())).unwrap_or(usize::MAX);
             self.step(ctx, want)?;
         }
-    }
-
-    /// If the end of the file is near, inflate on to it so the member's CRC-32
-    /// and ISIZE get checked, as long as the bytes from `keep_from` on stay in
-    /// the history buffer (so a sequential reader can continue from there).
-    fn verify_tail(&mut self, ctx: &Ctx, keep_from: u64) -> Result<(), GzError> {
-        while self.phase != Phase::Done && ctx.file_len.saturating_sub(self.in_pos()) <= TAIL_VERIFY
-        {
-            let full = HIST_CAP - self.hist_len < MIN_STEP;
-            if full && self.out() > keep_from.saturating_add(WINDOW_SIZE as u64) {
-                break;
-            }
-            self.step(ctx, MIN_STEP)?;
-        }
-        Ok(())
     }
 
     /// Inflate until the output reaches `until` or the stream ends.
@@ -292,27 +349,31 @@ impl Cursor {
                 self.members += 1;
                 let out = self.out();
                 self.member_out = out;
-                self.crc = crc32fast::Hasher::new();
+                self.member_crc = 0;
+                self.seg_start = out;
+                self.seg_crc = crc32fast::Hasher::new();
                 self.seek_in(data);
                 self.phase = Phase::Body;
-                let b = Boundary {
-                    out,
-                    bitpos: data.saturating_mul(8),
-                    member_out: out,
-                    crc: 0,
-                    member_start: true,
-                    window: Some(Arc::from(Vec::new())),
-                };
-                self.on_boundary(b)?;
+                if self.role == Role::Build {
+                    let b = Boundary {
+                        out,
+                        bitpos: data.saturating_mul(8),
+                        member_out: out,
+                        crc: 0,
+                        member_start: true,
+                        window: Some(Arc::from(Vec::new())),
+                    };
+                    self.on_boundary(b);
+                }
             }
             None => {
                 let total = self.out();
-                if let Some(p) = self.prev.take()
+                if self.role == Role::Build
+                    && let Some(p) = self.prev.take()
                     && self.rules.start_in(p.out, total)
                 {
                     self.record(p);
                 }
-                self.seen_to = total;
                 self.total = Some(total);
                 self.phase = Phase::Done;
             }
@@ -323,31 +384,29 @@ impl Cursor {
     fn body(&mut self, ctx: &Ctx, want: usize) -> Result<(), GzError> {
         if self.ipos >= self.ibuf.len() {
             let off = self.in_pos();
-            self.ibuf.resize(IBUF_CAP, 0);
-            let n = read_full_at(ctx.file, off, &mut self.ibuf)?;
-            self.ibuf.truncate(n);
-            self.ibuf_off = off;
-            self.ipos = 0;
-            if n == 0 {
+            if self.refill(ctx, off)? == 0 {
                 return Err(GzError::Truncated {
                     available: self.out(),
                 });
             }
         }
-        if HIST_CAP - self.hist_len < MIN_STEP {
+        if self.hist.len() - self.hist_len < MIN_STEP {
             self.compact();
         }
-        let cap = HIST_CAP.min(self.hist_len.saturating_add(want.max(MIN_STEP)));
+        let cap = self
+            .hist
+            .len()
+            .min(self.hist_len.saturating_add(want.max(MIN_STEP)));
         let at = self.in_pos();
         let s = self
             .z
             .inflate_block(&self.ibuf[self.ipos..], &mut self.hist[self.hist_len..cap])
             .map_err(|e| zerr(at, e))?;
         self.ipos += s.consumed;
-        let produced = &self.hist[self.hist_len..self.hist_len + s.produced];
-        self.crc.update(produced);
+        let lo = self.out();
         self.hist_len += s.produced;
         ctx.inflated.fetch_add(s.produced as u64, Ordering::Relaxed);
+        self.account(lo, self.out())?;
         match s.status {
             Status::StreamEnd => {
                 let held = s.held_bits() / 8;
@@ -358,25 +417,34 @@ impl Cursor {
                         at_compressed: at,
                         msg: "inconsistent inflate state at member end".into(),
                     })?;
+                let out = self.out();
+                if self.blind {
+                    // Past the checked segments: nothing to compare with.
+                    self.seek_in(trailer + 8);
+                    self.phase = Phase::Header;
+                    return Ok(());
+                }
+                self.close_segment(out, trailer)?;
                 self.trailer(ctx, trailer)?;
             }
             Status::Ok | Status::NeedMore => {
-                if s.at_block_boundary() {
+                if s.at_block_boundary() && self.role == Role::Build {
                     let out = self.out();
                     if self.prev.as_ref().is_none_or(|p| p.out != out) {
                         let bitpos = self
                             .in_pos()
                             .saturating_mul(8)
                             .saturating_sub(s.held_bits());
+                        self.close_segment(out, self.in_pos())?;
                         let b = Boundary {
                             out,
                             bitpos,
                             member_out: self.member_out,
-                            crc: self.crc.clone().finalize(),
+                            crc: self.member_crc,
                             member_start: false,
                             window: None,
                         };
-                        self.on_boundary(b)?;
+                        self.on_boundary(b);
                     }
                 }
                 if s.consumed == 0 && s.produced == 0 && s.status == Status::NeedMore {
@@ -399,7 +467,7 @@ impl Cursor {
         }
         let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
         let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-        let got_crc = self.crc.clone().finalize();
+        let got_crc = self.member_crc;
         let got_len = (self.out() - self.member_out) as u32; // ISIZE is the length mod 2^32
         if crc != got_crc || isize != got_len {
             return Err(GzError::Corrupt {
@@ -410,28 +478,15 @@ impl Cursor {
                 ),
             });
         }
+        if self.role == Role::Build {
+            self.new_members.push(Member {
+                start: self.member_out,
+                end: self.out(),
+                crc,
+            });
+        }
         self.seek_in(pos + 8);
         self.phase = Phase::Header;
         Ok(())
-    }
-
-    /// Keep only the last 32 KiB of history, saving the window of a pending boundary first.
-    fn compact(&mut self) {
-        if self.hist_len <= WINDOW_SIZE {
-            return;
-        }
-        if let Some(p) = self.prev.take() {
-            let p = if p.window.is_none() && p.out >= self.known_covered {
-                let w = self.window_at(p.out, p.member_out);
-                Boundary { window: w, ..p }
-            } else {
-                p
-            };
-            self.prev = Some(p);
-        }
-        let keep_from = self.hist_len - WINDOW_SIZE;
-        self.hist.copy_within(keep_from..self.hist_len, 0);
-        self.hist_base += keep_from as u64;
-        self.hist_len = WINDOW_SIZE;
     }
 }
