@@ -470,3 +470,68 @@ fn partial_gzip_index_counts_whole_volumes() {
         format!("\n  gzip index   partial: first {volumes} of 8 volumes ({covered} decoded bytes)");
     assert!(out.contains(&line), "{out}");
 }
+
+#[test]
+fn the_views_an_image_offers_with_sidecars_and_without_float_for_complex() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 12;
+    let data = vec![0u8; 4 * 4 * 2 * n * 2];
+    let dwi = write(
+        dir.path(),
+        "dwi.nii",
+        &common::nifti1(&[4, 4, 2, n as i16], 4, 16, 0, &data),
+    );
+    let b: Vec<&str> = (0..n)
+        .map(|k| if k % 4 == 0 { "0" } else { "1000" })
+        .collect();
+    write(
+        dir.path(),
+        "dwi.bval",
+        format!("{}\n", b.join(" ")).as_bytes(),
+    );
+    let row = |c: &str| vec![c; n].join(" ");
+    write(
+        dir.path(),
+        "dwi.bvec",
+        format!("{}\n{}\n{}\n", row("0"), row("0"), row("1")).as_bytes(),
+    );
+    write(dir.path(), "dwi.json", b"{}");
+    let complex = write(
+        dir.path(),
+        "c.nii",
+        &common::nifti1(&[2, 2, 2, 2], 32, 64, 0, &[0u8; 128]),
+    );
+    let (ok, out, err) = info(&[], &[&dwi, &complex]);
+    assert!(ok, "{err}");
+    for want in [
+        "views in dwi.nii.d/",
+        "dwi.nii  ",
+        "the whole image, uncompressed, 1120 bytes",
+        "vols_A-B.nii, vols_A-B_stepS.nii",
+        "(not listed)",
+        "z/",
+        "slice_0000.nii .. slice_0001.nii: 2 slices",
+        "b0.nii",
+        "3 volumes with b < 10",
+        "shell_1000.nii",
+        "9 volumes",
+        "dwi.json, beside every view",
+        "none: complex64 data",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
+    let j = info_json(dir.path(), &[&dwi]);
+    let views = j[0].get("views").arr();
+    let names: Vec<&str> = views.iter().map(|v| v.get("name").str()).collect();
+    assert!(
+        names.contains(&"b0.nii") && names.contains(&"float32/, float64/"),
+        "{names:?}"
+    );
+    // Broken sidecars: the reason instead.
+    write(dir.path(), "dwi.bval", b"0 1000\n");
+    let (_, out, _) = info(&[], &[&dwi]);
+    assert!(
+        out.contains("none: dwi.bval: 2 b-values for 12 volumes"),
+        "{out}"
+    );
+}

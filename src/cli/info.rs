@@ -36,6 +36,8 @@ use crate::source::gzindex::{GzAccess, IndexState};
 
 #[path = "info_json.rs"]
 mod render;
+#[path = "info_views.rs"]
+pub mod views;
 
 /// A 4x4 affine, row-major.
 pub type Affine = [[f64; 4]; 4];
@@ -97,6 +99,8 @@ pub struct Info {
     /// `(ecode, esize)` of every extension, in file order.
     pub extensions: Vec<(i32, usize)>,
     pub gz_index: GzIndex,
+    /// The views `NAME.d/` offers besides the volumes.
+    pub views: Vec<views::ViewLine>,
 }
 
 /// Reports on every file (text, or one JSON array with `json`), then fails with a
@@ -200,6 +204,7 @@ pub fn inspect(file: &Path, shown: &str, index_dir: &Path) -> Result<Info, Strin
         vox_offset: layout.data_offset(),
         extensions: extensions(store.as_ref(), &img)?,
         gz_index: gz_index(&img, index_dir),
+        views: views::views(&store, &img, &img.header_path.to_string_lossy()),
     })
 }
 

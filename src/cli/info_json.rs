@@ -193,6 +193,16 @@ pub fn text(info: &Info, index_dir: &Path) -> String {
     for (key, value) in lines {
         let _ = writeln!(out, "  {key:<13}{value}");
     }
+    let _ = writeln!(
+        out,
+        "  views in {}.d/",
+        info.path.rsplit('/').next().unwrap_or_default()
+    );
+    let wide = info.views.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    for v in &info.views {
+        let on_lookup = if v.listed { "" } else { " (not listed)" };
+        let _ = writeln!(out, "    {:<wide$}  {}{on_lookup}", v.name, v.what);
+    }
     out
 }
 
@@ -226,6 +236,14 @@ pub fn json(info: &Info, index_dir: &Path) -> String {
         Ok(a) => (jarr(a, |row| jarr(row, |v| jnum(*v))), "null".to_string()),
         Err(why) => ("null".to_string(), jstr(why)),
     };
+    let views = jarr(&info.views, |v| {
+        format!(
+            "{{\"name\": {}, \"listed\": {}, \"what\": {}}}",
+            jstr(&v.name),
+            v.listed,
+            jstr(&v.what)
+        )
+    });
     let exts = jarr(&info.extensions, |(c, s)| {
         format!(
             "{{\"code\": {c}, \"name\": {}, \"size\": {s}}}",
@@ -295,6 +313,7 @@ pub fn json(info: &Info, index_dir: &Path) -> String {
         ("vox_offset", info.vox_offset.to_string()),
         ("extensions", exts),
         ("gzip_index", index),
+        ("views", views),
     ];
     let body = join(&fields, ",\n", |(k, v)| format!("    {}: {v}", jstr(k)));
     format!("  {{\n{body}\n  }}")

@@ -14,7 +14,7 @@ mod lookup;
 mod open;
 pub mod read;
 pub mod registry;
-mod sidecars;
+pub mod sidecars;
 pub mod stats;
 pub mod tree;
 pub mod xattr;

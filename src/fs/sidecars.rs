@@ -45,9 +45,40 @@ pub struct State {
     pub shell_names: Vec<String>,
     /// The source files' bytes as they are: bval, bvec, json.
     raw: [Option<Arc<[u8]>>; 3],
+    /// Why bval/bvec give nothing, if they are there but cannot be used.
+    problem: Option<String>,
 }
 
 impl State {
+    /// Why the bval/bvec beside the image give no sidecars, if so.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// Whether usable bval and bvec files are there.
+    pub fn has_gradients(&self) -> bool {
+        self.gradients.is_some()
+    }
+
+    /// How many volumes `b0.nii` holds.
+    pub fn b0_count(&self) -> usize {
+        self.sets.b0.len()
+    }
+
+    /// The shells: name and number of volumes, in increasing b.
+    pub fn shells(&self) -> Vec<(String, usize)> {
+        self.shell_names
+            .iter()
+            .zip(&self.sets.shells)
+            .map(|(n, v)| (n.clone(), v.len()))
+            .collect()
+    }
+
+    /// Whether a BIDS JSON sidecar is there.
+    pub fn has_json(&self) -> bool {
+        self.raw[2].is_some()
+    }
+
     /// `catalog` with what these sidecars add to it.
     pub fn apply(&self, catalog: &mut Catalog) {
         catalog.gradients = self.gradients.is_some();
@@ -123,6 +154,7 @@ impl Sidecars {
                 sets: s.sets.clone(),
                 shell_names: s.shell_names.clone(),
                 raw: s.raw.clone(),
+                problem: s.problem.clone(),
                 version: s.version,
             });
             *s = fresh.clone();
@@ -197,11 +229,14 @@ impl Sidecars {
                 state.shell_names = shells.into_iter().map(|s| s.name).collect();
                 state.gradients = Some(Arc::new(g));
             }
-            Some(Err(why)) => log::warn!(
-                "{why}; {} is served without .bval/.bvec files and b0/shell views (fix the sidecar: \
-                 one entry per volume, FSL format)",
-                rel.display()
-            ),
+            Some(Err(why)) => {
+                log::warn!(
+                    "{why}; {} is served without .bval/.bvec files and b0/shell views (fix the \
+                     sidecar: one entry per volume, FSL format)",
+                    rel.display()
+                );
+                state.problem = Some(why);
+            }
         }
         state
     }
