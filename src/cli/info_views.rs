@@ -50,7 +50,7 @@ pub fn views(store: &Arc<dyn Store>, img: &Image, file_name: &str) -> Vec<ViewLi
             format!("the whole image, uncompressed, {} bytes", size(whole)),
         ),
         line(
-            format!("vols_A-B.nii, vols_A-B_stepS.nii"),
+            "vols_A-B.nii, vols_A-B_stepS.nii",
             false,
             format!(
                 "volumes A to B (every S-th), A and B with {w} digits, from 0 to {}",
