@@ -427,6 +427,13 @@ impl Fs {
                         _ => Err(e),
                     };
                 }
+                // A remote source fetches an uncompressed volume's bytes in
+                // one request when the first of them is read.
+                if !image.data.is_gzip()
+                    && let (Ok(src), Some(r)) = (image.data.pin(), image.layout.vol_source_range(k))
+                {
+                    src.will_need(r.start, r.end - r.start);
+                }
                 // An inode always shows one version of the source, so the
                 // kernel may keep its cached pages across opens.
                 let fh = self
@@ -536,7 +543,8 @@ impl Fs {
 
     /// The JSON of `.nifuse/stats`.
     pub fn stats_json(&self) -> String {
-        stats::render(&self.images.all(), &self.caches)
+        let fetched = self.store.fetch_stats();
+        stats::render(&self.images.all(), &self.caches, fetched.as_ref())
     }
 }
 

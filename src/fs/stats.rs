@@ -7,6 +7,10 @@
 //!  "totals": {"images": 1, "cached_images": 1, "cache_bytes": 36864000,
 //!             "cache_budget": 6442450944, "hits": 412, "misses": 1}}
 //! ```
+//!
+//! An object store adds to each image `fetched_bytes` and `fetch_requests`
+//! (its header and data objects), and to the totals these two, the listing
+//! requests and the memory of fetched blocks (`block_cache_bytes`, `block_cache_budget`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +19,7 @@ use std::sync::Arc;
 use super::image::Image;
 use super::json_string;
 use crate::cache::{Caches, SlotStats};
+use crate::source::{FetchStats, Fetched};
 
 /// The index state of an image, as shown in stats.
 /// The gzip index state of `image` (a saved index is loaded to tell).
@@ -41,8 +46,49 @@ fn index_state(image: &Image) -> String {
     json_string(&text)
 }
 
-/// Renders the stats of the known `images` and their `caches`.
-pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
+/// `, "fetched_bytes": N, "fetch_requests": M` of one image (its header
+/// and data files), or nothing for a local store.
+fn image_fetched(image: &Image, fetched: Option<&FetchStats>) -> String {
+    let Some(f) = fetched else {
+        return String::new();
+    };
+    let mut sum = Fetched::default();
+    let data = image.data.rel();
+    for p in std::iter::once(image.header_path.as_path())
+        .chain((data != image.header_path).then_some(data))
+    {
+        let c = f.per_path.get(p).copied().unwrap_or_default();
+        sum.bytes += c.bytes;
+        sum.requests += c.requests;
+    }
+    format!(
+        ", \"fetched_bytes\": {}, \"fetch_requests\": {}",
+        sum.bytes, sum.requests
+    )
+}
+
+/// The totals of an object store's fetches, or nothing for a local store.
+fn total_fetched(fetched: Option<&FetchStats>) -> String {
+    fetched.map_or_else(String::new, |f| {
+        format!(
+            ", \"fetched_bytes\": {}, \"fetch_requests\": {}, \"list_requests\": {}, \
+             \"block_cache_bytes\": {}, \"block_cache_budget\": {}",
+            f.total.bytes,
+            f.total.requests,
+            f.list_requests,
+            f.block_cache_bytes,
+            f.block_cache_budget
+        )
+    })
+}
+
+/// Renders the stats of the known `images` and their `caches`, and what an
+/// object store `fetched`.
+pub fn render(
+    images: &[(PathBuf, Arc<Image>)],
+    caches: &Caches,
+    fetched: Option<&FetchStats>,
+) -> String {
     let cache_stats: BTreeMap<PathBuf, SlotStats> = caches
         .stats()
         .into_iter()
@@ -62,19 +108,21 @@ pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
         rows.push(format!(
             "    {{\"path\": {}, \"volumes\": {}, \"compressed\": {}, \"cache_mode\": \"{}\", \
              \"cache_state\": \"{state}\", \"cache_bytes\": {b}, \"hits\": {h}, \"misses\": {m}, \
-             \"index\": {}}}",
+             \"index\": {}{}}}",
             json_string(&path.to_string_lossy()),
             image.layout.n_vols(),
             image.data.is_gzip(),
             mode.as_str(),
             index_state(image),
+            image_fetched(image, fetched),
         ));
     }
     format!(
         "{{\n  \"images\": [\n{}\n  ],\n  \"totals\": {{\"images\": {}, \"cached_images\": {cached}, \
-         \"cache_bytes\": {bytes}, \"cache_budget\": {}, \"hits\": {hits}, \"misses\": {misses}}}\n}}\n",
+         \"cache_bytes\": {bytes}, \"cache_budget\": {}, \"hits\": {hits}, \"misses\": {misses}{}}}\n}}\n",
         rows.join(",\n"),
         images.len(),
         caches.budget(),
+        total_fetched(fetched),
     )
 }
