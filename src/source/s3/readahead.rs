@@ -3,13 +3,19 @@
 //! announced ([`ReadAhead::hint`]).
 //!
 //! A read that continues one of the last few reads (a stream) counts as
-//! sequential. Each stream has a window that starts at [`INITIAL`] and
-//! doubles, up to a maximum, every time the reader comes within half a
-//! window of what was already asked for; the next window is then asked for
-//! in the background while the reader goes on. A read that continues no
-//! stream starts one, fetching [`INITIAL`] bytes (a header read: one GET of
-//! the first 64 KiB). A read inside a hinted range fetches that range and
-//! never reads ahead past it.
+//! sequential. Each stream has a window that starts at [`INITIAL`]: when a
+//! sequential read goes past what the stream asked for, the fetch covers
+//! the read and one window beyond it, and the window doubles (up to a
+//! maximum). The reader waits only for the blocks it reads; the window's
+//! arrive meanwhile. A read that continues no stream starts one, fetching
+//! [`INITIAL`] bytes (a header read: one GET of the first 64 KiB). A read
+//! inside a hinted range fetches that range (in pieces of [`HINT_MAX`]),
+//! whatever part of it is read first, and never reads ahead past it.
+//!
+//! Fetching only when a read goes past what was asked keeps the bytes of
+//! a compressed volume read from its checkpoint near what it needs (1.3 to
+//! 2.4 times for volumes of 150 KiB to 1.6 MiB compressed, read 64 KiB at a
+//! time), in as many requests as doubling windows ahead of time would take.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -72,8 +78,12 @@ impl ReadAhead {
         self.tick += 1;
         let clip = |r: Range<u64>| r.start.min(size)..r.end.min(size);
         if let Some(h) = self.hints.iter().find(|h| h.contains(&offset)) {
-            let stop = h.end.min(offset.saturating_add(HINT_MAX)).max(end);
-            return clip(offset..stop);
+            // The piece of the hint that holds `offset`: whichever of its
+            // reads comes first (the kernel sends them in any order) fetches
+            // all of it.
+            let from = h.start + (offset - h.start) / HINT_MAX * HINT_MAX;
+            let stop = h.end.min(from.saturating_add(HINT_MAX)).max(end);
+            return clip(from..stop);
         }
         let tick = self.tick;
         if let Some(s) = self
@@ -84,11 +94,10 @@ impl ReadAhead {
             s.start = offset;
             s.next = s.next.max(end);
             s.last_used = tick;
-            if end.saturating_add(s.window / 2) > s.asked {
+            if end > s.asked {
+                s.asked = end.saturating_add(s.window);
                 s.window = (s.window * 2).min(self.max_window);
-                let from = s.asked.max(offset);
-                s.asked = s.asked.max(end).saturating_add(s.window);
-                return clip(offset.min(from)..s.asked);
+                return clip(offset..s.asked);
             }
             return clip(offset..end);
         }
@@ -129,11 +138,11 @@ mod tests {
                 asked = r.end;
             }
         }
-        // Growing windows: 128 KiB, 256 KiB, 512 KiB, ...: few requests for 4 MiB.
+        // Growing windows: few requests for 4 MiB, and little read past it.
         assert!(fetches.windows(2).all(|w| w[1] >= w[0]), "{fetches:?}");
         assert!(fetches.len() <= 7, "{fetches:?}");
         assert!(
-            asked < 12 << 20,
+            asked < 6 << 20,
             "read-ahead stays within a few windows: {asked}"
         );
     }
@@ -150,8 +159,8 @@ mod tests {
         }
         assert_eq!(asked, 5 << 20);
         assert!(
-            biggest <= 256 * K,
-            "new bytes per fetch stay within the window: {biggest}"
+            biggest <= 64 * K + 256 * K,
+            "new bytes per fetch: the read and at most a window: {biggest}"
         );
     }
 
@@ -159,6 +168,10 @@ mod tests {
     fn a_hint_is_fetched_whole_and_never_read_past() {
         let mut ra = ReadAhead::new(16 << 20);
         ra.hint(1000..1000 + 1_179_648);
+        // Whichever read comes first fetches the whole range.
+        let mut other = ReadAhead::new(16 << 20);
+        other.hint(1000..1000 + 1_179_648);
+        assert_eq!(other.plan(263_144, 525_288, 1 << 30), 1000..1_180_648);
         assert_eq!(ra.plan(1000, 1000 + 262_144, 1 << 30), 1000..1_180_648);
         for off in (1000 + 262_144..1_180_648).step_by(262_144) {
             let r = ra.plan(off, (off + 262_144).min(1_180_648), 1 << 30);
@@ -172,6 +185,10 @@ mod tests {
         // A huge hint is fetched in bounded pieces.
         ra.hint(0..1 << 30);
         assert_eq!(ra.plan(0, 10, 1 << 40), 0..HINT_MAX);
+        assert_eq!(
+            ra.plan(HINT_MAX + 5, HINT_MAX + 9, 1 << 40),
+            HINT_MAX..2 * HINT_MAX
+        );
     }
 
     #[test]
@@ -181,10 +198,10 @@ mod tests {
         let b0 = ra.plan(100 << 20, (100 << 20) + 64 * K, 1 << 30);
         let a1 = ra.plan(64 * K, 128 * K, 1 << 30);
         let b1 = ra.plan((100 << 20) + 64 * K, (100 << 20) + 128 * K, 1 << 30);
-        assert_eq!((a0.end, a1.end), (64 * K, 256 * K));
+        assert_eq!((a0.end, a1.end), (64 * K, 192 * K));
         assert_eq!(
             (b0.end - (100 << 20), b1.end - (100 << 20)),
-            (64 * K, 256 * K)
+            (64 * K, 192 * K)
         );
     }
 }
