@@ -8,17 +8,25 @@
 //! missing ones become the reader's to fetch (their [`Flight`]s are
 //! registered at once). A flight carries its block to every waiter, so a
 //! block evicted right after it arrived still serves the readers that
-//! waited for it.
+//! waited for it. A block whose fetch failed fails again at once for
+//! [`FAILURE_KEPT`], so that the kernel's retry of a failed read (and its
+//! read-ahead) does not wait through the store's retries a second time.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
 /// Bytes per block: reads are rounded out to block boundaries.
 pub const BLOCK: u64 = 64 << 10;
+
+/// How long a failed block fails again without a new request.
+pub const FAILURE_KEPT: Duration = Duration::from_secs(2);
+
+/// Failed blocks remembered at most (older ones are forgotten first).
+const FAILURES: usize = 1 << 16;
 
 /// A block: (object id, block number).
 type Key = (u64, u64);
@@ -84,6 +92,8 @@ pub enum Have {
     Ready(Arc<[u8]>),
     /// Being fetched.
     Wait(Arc<Flight>),
+    /// Its fetch failed a moment ago, for this reason.
+    Failed(Arc<str>),
 }
 
 /// Consecutive missing blocks a reader claimed and must fetch.
@@ -98,23 +108,32 @@ struct Inner {
     lru: LruCache<Key, Arc<[u8]>>,
     bytes: u64,
     loading: HashMap<Key, Arc<Flight>>,
+    failed: HashMap<Key, (Instant, Arc<str>)>,
 }
 
 /// All fetched blocks of one store.
 pub struct Blocks {
     budget: u64,
+    failure_kept: Duration,
     inner: Mutex<Inner>,
 }
 
 impl Blocks {
-    /// Blocks kept within `budget` bytes.
+    /// Blocks kept within `budget` bytes; failures kept for [`FAILURE_KEPT`].
     pub fn new(budget: u64) -> Blocks {
+        Blocks::with_failure_kept(budget, FAILURE_KEPT)
+    }
+
+    /// Blocks kept within `budget` bytes; failures kept for `failure_kept`.
+    pub fn with_failure_kept(budget: u64, failure_kept: Duration) -> Blocks {
         Blocks {
             budget,
+            failure_kept,
             inner: Mutex::new(Inner {
                 lru: LruCache::unbounded(),
                 bytes: 0,
                 loading: HashMap::new(),
+                failed: HashMap::new(),
             }),
         }
     }
@@ -145,6 +164,15 @@ impl Blocks {
                 }
                 continue;
             }
+            if let Some((at, why)) = inner.failed.get(&(id, b)) {
+                if at.elapsed() < self.failure_kept {
+                    if needed {
+                        have.push(Have::Failed(why.clone()));
+                    }
+                    continue;
+                }
+                inner.failed.remove(&(id, b));
+            }
             let f = Flight::new();
             inner.loading.insert((id, b), f.clone());
             if needed {
@@ -166,6 +194,7 @@ impl Blocks {
     pub fn arrived(&self, id: u64, b: u64, flight: &Flight, bytes: Arc<[u8]>) {
         let mut inner = self.lock();
         inner.loading.remove(&(id, b));
+        inner.failed.remove(&(id, b));
         let len = bytes.len() as u64;
         if len <= self.budget {
             if let Some(old) = inner.lru.put((id, b), bytes.clone()) {
@@ -184,9 +213,19 @@ impl Blocks {
     }
 
     /// Block `b` of object `id` could not be fetched: its waiters get `why`,
-    /// and the next reader fetches it again.
+    /// and so do readers for a while; after that, a reader fetches it again.
     pub fn failed(&self, id: u64, b: u64, flight: &Flight, why: Arc<str>) {
-        self.lock().loading.remove(&(id, b));
+        let mut inner = self.lock();
+        inner.loading.remove(&(id, b));
+        if inner.failed.len() >= FAILURES {
+            let kept = self.failure_kept;
+            inner.failed.retain(|_, (at, _)| at.elapsed() < kept);
+            if inner.failed.len() >= FAILURES {
+                inner.failed.clear();
+            }
+        }
+        inner.failed.insert((id, b), (Instant::now(), why.clone()));
+        drop(inner);
         flight.finish(State::Failed(why));
     }
 
@@ -235,7 +274,7 @@ mod tests {
 
     #[test]
     fn runs_split_at_present_blocks_and_failures_free_the_claim() {
-        let blocks = Blocks::new(1 << 20);
+        let blocks = Blocks::with_failure_kept(1 << 20, Duration::from_millis(50));
         let (_, runs) = blocks.claim(1, 1..2, 1..2);
         blocks.arrived(1, 1, &runs[0].flights[0], vec![1u8].into());
         let (_, runs) = blocks.claim(1, 0..3, 0..3);
@@ -243,8 +282,22 @@ mod tests {
         assert_eq!(firsts, [(0, 1), (2, 1)]);
         blocks.failed(1, 0, &runs[0].flights[0], "HTTP 503".into());
         assert_eq!(&*runs[0].flights[0].wait(soon()).unwrap_err(), "HTTP 503");
-        let (_, again) = blocks.claim(1, 0..1, 0..1);
-        assert_eq!(again.len(), 1, "a failed block is fetched again");
+        // For a moment, readers of the block fail at once without a request.
+        let start = Instant::now();
+        loop {
+            let (have, again) = blocks.claim(1, 0..1, 0..1);
+            if let Some(Have::Failed(why)) = have.first() {
+                assert!(again.is_empty() && &**why == "HTTP 503");
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "the failure is never forgotten"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            assert_eq!(again.len(), 1, "then a failed block is fetched again");
+            break;
+        }
     }
 
     #[test]

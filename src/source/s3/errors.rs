@@ -20,8 +20,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// No retry starts after this long since the first attempt.
 pub const RETRY_FOR: Duration = Duration::from_secs(10);
-/// Retries of one request at most.
-pub const MAX_RETRIES: usize = 15;
+/// Retries of one request at most (enough that [`RETRY_FOR`] is what ends them).
+pub const MAX_RETRIES: usize = 40;
 /// Any request, retries included, is abandoned after this long.
 pub const HARD_BOUND: Duration = Duration::from_secs(60);
 

@@ -99,6 +99,7 @@ impl ByteSource for S3Object {
                 Have::Wait(f) => f
                     .wait(deadline)
                     .map_err(|why| io::Error::other(why.to_string()))?,
+                Have::Failed(why) => return Err(io::Error::other(why.to_string())),
             };
             let at = b * BLOCK;
             let (from, to) = (offset.max(at), end.min(at + block.len() as u64));
