@@ -330,7 +330,15 @@ fn signed_requests_to_moto_read_right_and_send_if_match_with_the_listed_etag() {
     put(&s3c, "study/c.hdr", &hdr);
     put(&s3c, "study/c.img", &img[352..]);
     let proxy = Proxy::start(server.port);
-    let m = mount_s3("s3://moto-bucket/study", &proxy.endpoint(), &[]);
+    // Endpoint and keys from the environment, the region inside -o.
+    let env = [
+        ("AWS_ENDPOINT_URL", proxy.endpoint()),
+        ("AWS_ACCESS_KEY_ID", KEYS.0.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", KEYS.1.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = OsStr::new("s3://moto-bucket/study");
+    let m = Mount::source(|_| {}).start_source(url, &["-o", "region=us-east-1"], &env);
     let vol = 16 * 16 * 8 * 2;
     for name in ["a.nii", "b.nii.gz", "c.hdr"] {
         for k in 0..5 {
