@@ -3,6 +3,7 @@
 
   python scripts/crosscheck.py --nifuse target/debug/nifuse [--keep] [--mount-args='...']
   python scripts/crosscheck.py --mounted MNT --source SRC      # an existing (or fake) tree
+  python scripts/crosscheck.py --mounted MNT --source SRC --object-store  # SRC's files as objects
 (python = /opt/nifuse-venv/bin/python). Builds a source tree with make_images.py, runs
 `nifuse mount SRC MNT` (and always `nifuse umount MNT`) and checks: the mirror (names plus
 NAME.d for images only, plain files byte-identical, sizes, modes minus write bits, mtimes,
@@ -313,14 +314,49 @@ def check_image(rep, wd, src, mnt):
                 nifti_tool_check(rep, where, path)
     crosscheck_views.check_views(rep, wd, src, mnt)
 
+# --- --object-store: MNT shows the regular files of SOURCE uploaded as objects
+# (s3://BUCKET/PREFIX). The mirror differs in these checks only: no symlinks, no
+# empty directories, files 0444 and directories 0555 owned by the mounting user,
+# no source mtimes (an object's is its upload time).
+OBJECT_STORE = False
+
+def regular(path):
+    return os.path.isfile(path) and not os.path.islink(path)
+
+def holds_objects(path):
+    """Whether a directory has a regular file somewhere below (keys make directories)."""
+    return any(regular(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+def object_store_names(dirpath, dirs, files):
+    """A directory's entries as an object store shows them."""
+    return ([d for d in dirs if not os.path.islink(os.path.join(dirpath, d))
+             and holds_objects(os.path.join(dirpath, d))]
+            + [f for f in files if regular(os.path.join(dirpath, f))])
+
+def check_object_entry(rep, where, p, q):
+    """An object (0444) or a common prefix (0555), owned by the mounting user."""
+    try:
+        a, b = os.lstat(p), os.lstat(q)
+    except OSError as e:
+        return rep.check(False, where, 'lstat in mount', 'exists', repr(e))
+    kind, mode = (stat.S_IFDIR, 0o555) if stat.S_ISDIR(a.st_mode) else (stat.S_IFREG, 0o444)
+    rep.eq(where, 'object-store type and mode', (oct(kind), oct(mode)),
+           (oct(stat.S_IFMT(b.st_mode)), oct(stat.S_IMODE(b.st_mode))))
+    rep.eq(where, 'owner is the mounting user', (os.getuid(), os.getgid()), (b.st_uid, b.st_gid))
+    check_content(rep, where, a, b, p, q)
+# --- end of --object-store
+
 def check_tree(rep, wd, src_root, mnt, images, rejected):
     """Mirror of directories, plain files and symlinks; .d only for images."""
     for dirpath, dirs, files in os.walk(src_root):
         rel = os.path.relpath(dirpath, src_root)
         mdir = os.path.normpath(os.path.join(mnt, rel))
+        if OBJECT_STORE and rel != '.' and not holds_objects(dirpath):
+            continue
+        names = object_store_names(dirpath, dirs, files) if OBJECT_STORE else dirs + files
         wd.op(f'listing {mdir}')
-        want = set(dirs + files) | {f + '.d' for f in files
-                                    if os.path.normpath(os.path.join(rel, f)) in images}
+        want = set(names) | {f + '.d' for f in files
+                             if os.path.normpath(os.path.join(rel, f)) in images}
         try:
             got = set(os.listdir(mdir)) - ({'.nifuse'} if rel == '.' else set())
         except OSError as e:
@@ -328,11 +364,11 @@ def check_tree(rep, wd, src_root, mnt, images, rejected):
             continue
         rep.check(got == want, rel, 'directory listing (missing, extra)', sorted(want - got),
                   sorted(got - want))
-        for name in dirs + files:
+        for name in names:
             p, q = os.path.join(dirpath, name), os.path.join(mdir, name)
             where = os.path.normpath(os.path.join(rel, name))
             wd.op(f'stat/read {q}')
-            check_entry(rep, where, p, q)
+            (check_object_entry if OBJECT_STORE else check_entry)(rep, where, p, q)
             if where in rejected:
                 rep.check(not os.path.lexists(q + '.d'), where,
                           f'no .d for a non-image ({rejected[where]})', 'ENOENT', 'exists')
@@ -349,6 +385,10 @@ def check_entry(rep, where, p, q):
     rep.eq(where, 'mode minus write bits', oct(stat.S_IMODE(a.st_mode) & ~0o222),
            oct(stat.S_IMODE(b.st_mode)))
     rep.eq(where, 'mtime', a.st_mtime_ns, b.st_mtime_ns)
+    check_content(rep, where, a, b, p, q)
+
+def check_content(rep, where, a, b, p, q):
+    """Size and bytes of a regular file (lstat a of p in SOURCE, b of q in the mount)."""
     if stat.S_ISREG(a.st_mode):
         rep.eq(where, 'size', a.st_size, b.st_size)
         try:
@@ -455,12 +495,16 @@ def main():
     ap.add_argument('--mount-args', default='', help='extra options for nifuse mount')
     ap.add_argument('--mounted', help='check this already-mounted (or fake) tree')
     ap.add_argument('--source', help='the source directory of --mounted')
+    ap.add_argument('--object-store', action='store_true', help='--mounted shows the regular '
+                    'files of --source as objects of a bucket (s3://...)')
     ap.add_argument('--total-timeout', type=float, default=1800, help='seconds')
     ap.add_argument('--show', type=int, default=10, help='failures printed per image and kind '
                     '(0: all)')
     args = ap.parse_args()
     if not args.nifuse and not (args.mounted and args.source):
         ap.error('give --nifuse BINARY, or --mounted DIR --source DIR')
+    global OBJECT_STORE
+    OBJECT_STORE = args.object_store
     rep = Report(args.show or None)
     if args.nifuse:
         run_with_mount(rep, args)

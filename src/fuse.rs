@@ -172,10 +172,33 @@ fn kernel_config(config: &mut KernelConfig) {
 }
 
 /// Logs a failed request at the error's own level and gives its errno.
+/// The same failure met by several requests at once (read-ahead requests
+/// waiting on one failed fetch) is logged once: a message identical to the
+/// last one within [`REPEAT`] of it goes to debug.
 fn errno(op: &str, e: Error) -> Errno {
-    log::log!(e.log_level(), "{op}: {e}");
+    static LAST: std::sync::Mutex<Option<(String, std::time::Instant)>> =
+        std::sync::Mutex::new(None);
+    let line = format!("{op}: {e}");
+    let level = e.log_level();
+    if level <= log::Level::Info && log::log_enabled!(level) {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = last
+            .as_ref()
+            .is_some_and(|(l, t)| *l == line && t.elapsed() < REPEAT);
+        if repeat {
+            log::debug!("{line} (again)");
+        } else {
+            log::log!(level, "{line}");
+            *last = Some((line, std::time::Instant::now()));
+        }
+    } else {
+        log::log!(level, "{line}");
+    }
     Errno::from_i32(e.errno())
 }
+
+/// How long an identical failure is not logged again.
+const REPEAT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn file_type(kind: Kind) -> FileType {
     match kind {
@@ -511,6 +534,22 @@ impl Filesystem for FuseFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", e)),
         }
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // No file here is a terminal or a device: what isatty() (TCGETS)
+        // and every other ioctl should hear, without a log line each.
+        reply.error(Errno::ENOTTY);
     }
 
     fn fallocate(

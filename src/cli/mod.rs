@@ -6,6 +6,7 @@ pub mod index_cmd;
 pub mod info;
 pub mod logging;
 pub mod mount;
+pub mod source;
 pub mod tune;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
@@ -68,7 +69,8 @@ pub enum Command {
 /// `nifuse mount` options.
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
-    /// Directory of NIfTI images to show (never modified).
+    /// Directory of NIfTI images to show (never modified), or an object-store
+    /// prefix s3://BUCKET[/PREFIX].
     pub source: PathBuf,
     /// Empty directory to mount on.
     pub mountpoint: PathBuf,
@@ -83,7 +85,8 @@ pub struct MountArgs {
     pub verbose: u8,
     /// Mount options, comma-separated, as sshfs and fstab take them: allow_other,
     /// allow_root, noexec, noatime, and nifuse's own cache_mode=, cache_size=,
-    /// index_dir=, threads=, log_file=, verify= (fstab words like defaults, noauto, nofail are ignored).
+    /// index_dir=, threads=, log_file=, verify=, endpoint_url=, region=, no_sign_request,
+    /// metadata_ttl= (fstab words like defaults, noauto, nofail are ignored).
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
     pub options: Vec<String>,
     /// Default cache mode of every image: fill or unchanged.
@@ -106,6 +109,19 @@ pub struct MountArgs {
     /// Leave the kernel's read-ahead for the mount as it is (by default, as root, it is raised to 1024 KiB).
     #[arg(long)]
     pub no_read_ahead: bool,
+    /// Object stores: the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or Ceph
+    /// [default: AWS_ENDPOINT_URL, else AWS S3].
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Object stores: the region [default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Object stores: send anonymous requests (public buckets such as OpenNeuro's).
+    #[arg(long)]
+    pub no_sign_request: bool,
+    /// Object stores: how long a directory listing is kept, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = source::DEFAULT_METADATA_TTL)]
+    pub metadata_ttl: u64,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {

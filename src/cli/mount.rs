@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::MountArgs;
+use super::source::{
+    S3_FLAG, S3_KEYS, Source, apply_o_setting, default_threads, open_store, s3_source,
+};
 use crate::fs::{Config, Fs};
 use crate::fuse::{Access, MountSpec};
 
@@ -48,6 +51,7 @@ fn parse_options(raw: &[String]) -> Result<MountSpec, String> {
                 );
             }
             "rw"
+            | S3_FLAG
             | "default_permissions"
             | "nodev"
             | "nosuid"
@@ -62,7 +66,8 @@ fn parse_options(raw: &[String]) -> Result<MountSpec, String> {
             | "_netdev"
             | "nofail" => {}
             o if o.starts_with("x-")
-                || o.contains('=') && NIFUSE_KEYS.iter().any(|k| o.starts_with(k)) => {}
+                || o.contains('=')
+                    && NIFUSE_KEYS.iter().chain(&S3_KEYS).any(|k| o.starts_with(k)) => {}
             "noexec" => opts.noexec = true,
             "noatime" => opts.noatime = true,
             other => opts.custom.push(other.to_string()),
@@ -85,6 +90,9 @@ const NIFUSE_KEYS: [&str; 6] = [
 fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
     let opts: Vec<String> = o_words(&args.options).map(str::to_string).collect();
     for opt in opts {
+        if opt == S3_FLAG {
+            args.no_sign_request = true;
+        }
         let Some((key, value)) = opt.split_once('=') else {
             continue;
         };
@@ -101,14 +109,26 @@ fn apply_o_settings(args: &mut MountArgs) -> Result<(), String> {
                         .map_err(|_| format!("-o threads={value}: not a number"))?,
                 )
             }
-            _ => {}
+            _ => {
+                apply_o_setting(args, key, value)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Everything `mount` checks before forking, with absolute paths.
-fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
+/// Everything `mount` checks before forking: SOURCE (an object store is
+/// only parsed here; it is reached after the fork) and MOUNTPOINT.
+fn check(args: &MountArgs) -> Result<(Source, PathBuf), String> {
+    let source = match s3_source(args)? {
+        Some(url) => Source::S3(url),
+        None => Source::Local(check_local_source(args)?),
+    };
+    Ok((source, check_mountpoint(args)?))
+}
+
+/// SOURCE as a readable local directory, canonical.
+fn check_local_source(args: &MountArgs) -> Result<PathBuf, String> {
     let source = std::fs::canonicalize(&args.source)
         .map_err(|e| format!("SOURCE {}: {e}", args.source.display()))?;
     if !source.is_dir() {
@@ -119,6 +139,12 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
     }
     std::fs::read_dir(&source)
         .map_err(|e| format!("SOURCE {} is not readable: {e}", source.display()))?;
+    Ok(source)
+}
+
+/// MOUNTPOINT as an existing directory where nothing is mounted, canonical;
+/// and FUSE usable.
+fn check_mountpoint(args: &MountArgs) -> Result<PathBuf, String> {
     let mnt_meta = std::fs::metadata(&args.mountpoint).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOTCONN) => format!(
             "MOUNTPOINT {} is a dead mount: run `nifuse umount {}` first",
@@ -142,9 +168,6 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
             mountpoint.display()
         ));
     }
-    if mountpoint.starts_with(&source) && mountpoint != source {
-        log::info!("MOUNTPOINT is inside SOURCE; nifuse will not descend into it");
-    }
     if !Path::new("/dev/fuse").exists() {
         return Err(
             "FUSE is not available: /dev/fuse is missing (load it with `modprobe fuse`, \
@@ -161,7 +184,7 @@ fn check(args: &MountArgs) -> Result<(PathBuf, PathBuf), String> {
                 .into(),
         );
     }
-    Ok((source, mountpoint))
+    Ok(mountpoint)
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
@@ -220,7 +243,7 @@ pub fn mount(mut args: MountArgs) -> Result<(), String> {
                 Some("mounted") => {
                     eprintln!(
                         "nifuse: {} mounted at {} (log: {})",
-                        source.display(),
+                        source.describe(),
                         mountpoint.display(),
                         log_path.display()
                     );
@@ -271,7 +294,7 @@ fn detach() -> Result<(), String> {
 /// Mounts and serves until unmounted. `report` gets "mounted" once the mount is live.
 fn serve(
     args: &MountArgs,
-    source: &Path,
+    source: &Source,
     mountpoint: &Path,
     mut spec: MountSpec,
     report: Option<&mut File>,
@@ -281,6 +304,13 @@ fn serve(
     let cache_size = args
         .cache_size
         .unwrap_or_else(|| crate::size::total_memory().map_or(1 << 30, |m| m / 4));
+    if let Some(dir) = source.local()
+        && mountpoint.starts_with(dir)
+        && mountpoint != dir
+    {
+        log::info!("MOUNTPOINT is inside SOURCE; nifuse will not descend into it");
+    }
+    let (store, image_cache_size) = open_store(source, args, (uid, gid), cache_size)?;
     let config = Config {
         ttl: TTL,
         volume_ttl: VOLUME_TTL,
@@ -288,7 +318,7 @@ fn serve(
         index_dir: Some(args.index_dir.clone().unwrap_or_else(default_index_dir)),
         cache_mode: args.cache_mode,
         verify: args.verify,
-        cache_size,
+        cache_size: image_cache_size,
         uid,
         gid,
     };
@@ -301,12 +331,12 @@ fn serve(
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let fs = std::sync::Arc::new(Fs::new(source, config).map_err(|e| e.to_string())?);
+    let fs = std::sync::Arc::new(Fs::with_store(store, config));
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .unwrap_or_else(|| default_threads(source))
         .max(1);
-    spec.fsname = source.display().to_string();
+    spec.fsname = source.describe();
     spec.threads = threads;
     if let Some(max_read) = super::tune::max_read_option(o_words(&args.options)) {
         spec.custom.push(max_read);
@@ -316,7 +346,7 @@ fn serve(
     drop(fs);
     log::info!(
         "mounted {} at {} ({threads} threads, cache {} per mount, mode {}, verify {})",
-        source.display(),
+        source.describe(),
         mountpoint.display(),
         crate::size::human(cache_size),
         args.cache_mode.as_str(),
@@ -433,3 +463,7 @@ pub fn umount(mountpoint: &Path) -> Result<(), String> {
         _ => Err(format!("cannot unmount {}: {err}", mountpoint.display())),
     }
 }
+
+#[cfg(test)]
+#[path = "mount_tests.rs"]
+mod tests;

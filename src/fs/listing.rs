@@ -4,17 +4,31 @@
 //! A listing is fixed when the directory is opened (kept with the handle),
 //! so paging is consistent even while SOURCE changes.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::attr::Kind;
 use super::handle::{DirEntry, Handle};
-use super::image;
+use super::image::{self, Image};
 use super::tree::{CONTROL_DIR, Control, Node, ROOT_INO};
 use super::{Entry, Fs};
 use crate::error::{Error, Result};
 use crate::view::names::Entry as Named;
 use crate::view::{Dir, Selection, View};
+
+/// Header probes run at once while a directory is listed: a remote store
+/// answers each after a round trip; locally they are short.
+const PROBE_THREADS: usize = 16;
+
+/// `NAME.d` for `NAME`.
+fn dir_name(name: &OsStr) -> OsString {
+    let mut d = name.to_os_string();
+    d.push(".d");
+    d
+}
 
 /// The directory a view's file is in.
 fn view_dir(view: View) -> Dir {
@@ -106,25 +120,28 @@ impl Fs {
             names.push((item.name, item.kind));
         }
         let present: HashSet<_> = names.iter().map(|(n, _)| n.clone()).collect();
+        // NIfTI-named files without a real `NAME.d` beside them: probed (their
+        // headers read) all at once, since a remote store answers each after a
+        // round trip.
+        let candidates: Vec<PathBuf> = names
+            .iter()
+            .filter(|(name, kind)| {
+                matches!(kind, Kind::File | Kind::Symlink)
+                    && name.to_str().and_then(image::name_kind).is_some()
+                    && !present.contains(&dir_name(name))
+            })
+            .map(|(name, _)| rel.join(name))
+            .collect();
+        let images = self.probe_all(&candidates);
         for (name, kind) in names {
             let child = rel.join(&name);
-            let is_candidate = matches!(kind, Kind::File | Kind::Symlink)
-                && name.to_str().and_then(image::name_kind).is_some();
             let ino = self.inodes.ino(&Node::Mirror(child.clone()));
             out.push(DirEntry {
                 ino,
                 name: name.clone(),
                 kind,
             });
-            if !is_candidate {
-                continue;
-            }
-            let mut dname = name.clone();
-            dname.push(".d");
-            if present.contains(&dname) {
-                continue;
-            }
-            let Some(image) = self.image_at(&child) else {
+            let Some(image) = images.get(&child) else {
                 continue;
             };
             let ino = self
@@ -132,7 +149,7 @@ impl Fs {
                 .ino(&Node::ImageDir(child, image.version, Dir::TOP));
             out.push(DirEntry {
                 ino,
-                name: dname,
+                name: dir_name(&name),
                 kind: Kind::Dir,
             });
         }
@@ -145,6 +162,33 @@ impl Fs {
             });
         }
         Ok(())
+    }
+
+    /// The images among `paths`, probed on up to [`PROBE_THREADS`] threads.
+    fn probe_all(&self, paths: &[PathBuf]) -> HashMap<PathBuf, Arc<Image>> {
+        let next = AtomicUsize::new(0);
+        let found = Mutex::new(HashMap::new());
+        let work = || {
+            while let Some(p) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if let Some(image) = self.image_at(p) {
+                    found
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(p.clone(), image);
+                }
+            }
+        };
+        let threads = paths.len().min(PROBE_THREADS);
+        if threads <= 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(work);
+                }
+            });
+        }
+        found.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The entries of open directory `fh` from position `offset` on. Entry

@@ -264,7 +264,8 @@ impl Fs {
 
     /// The JSON of `.nifuse/stats`.
     pub fn stats_json(&self) -> String {
-        stats::render(&self.images.all(), &self.caches)
+        let fetched = self.store.fetch_stats();
+        stats::render(&self.images.all(), &self.caches, fetched.as_ref())
     }
 }
 

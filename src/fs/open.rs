@@ -9,12 +9,42 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::handle::{Handle, ViewHandle};
+use super::image::Image;
 use super::read;
 use super::tree::{CONTROL_DIR, Control, Node};
 use super::{Entry, Fs, Opened};
 use crate::error::{Error, Result};
 use crate::source::{self, pread_full};
 use crate::view::header::view_header;
+use crate::view::shape::Shape;
+
+/// How many source volumes of a view are announced to the byte source at open.
+const HINTED_VOLUMES: u64 = 16;
+
+/// Tells the source which runs of bytes an uncompressed view will read (a
+/// remote one fetches each whole when its first byte is read): the first
+/// volumes it takes; for the whole image, its whole data. Slices read strided
+/// runs and announce nothing.
+fn hint_source(image: &Image, shape: &Shape) {
+    let layout = &image.layout;
+    let Ok(src) = image.data.pin() else { return };
+    if image.data.is_gzip() || shape.plane.is_some() {
+        return;
+    }
+    if shape.view.selection == crate::view::Selection::Whole {
+        src.will_need(layout.data_offset(), layout.data_bytes());
+        return;
+    }
+    for i in 0..shape.volumes.count().min(HINTED_VOLUMES) {
+        if let Some(r) = shape
+            .volumes
+            .get(i)
+            .and_then(|k| layout.vol_source_range(k))
+        {
+            src.will_need(r.start, r.end - r.start);
+        }
+    }
+}
 
 impl Fs {
     /// Closes handle `fh` (file or directory).
@@ -70,6 +100,7 @@ impl Fs {
                         _ => Err(e),
                     };
                 }
+                hint_source(&image, &shape);
                 let header = view_header(&image.layout, &shape).map_err(|e| {
                     Error::Data(format!(
                         "{}: cannot make the header of {view:?}: {e}",

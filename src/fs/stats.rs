@@ -16,7 +16,12 @@
 //! `paused` (stopped partway; the next read goes on), `complete` or `failed`;
 //! `members` lists runs of gzip members by state (`verified`: CRC-32 and
 //! length matched; `unverified`: not checked yet; `failed`), with their
-//! decoded byte range (`count`: members in a verified run).
+//! decoded byte range (`count`: members in a verified run); `inflated_bytes`
+//! counts every byte inflated for the image so far, by the pass and by reads.
+//!
+//! An object store adds to each image `fetched_bytes` and `fetch_requests`
+//! (its header and data objects), and to the totals these two, the listing
+//! requests and the memory of fetched blocks (`block_cache_bytes`, `block_cache_budget`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +30,7 @@ use std::sync::Arc;
 use super::image::Image;
 use super::json_string;
 use crate::cache::{Caches, SlotStats};
+use crate::source::{FetchStats, Fetched};
 
 /// The index state of an image, as shown in stats.
 /// The gzip index state of `image` (a saved index is loaded to tell).
@@ -54,9 +60,10 @@ fn index_state(image: &Image) -> String {
 /// The first pass through a compressed image, as JSON (`null` otherwise).
 fn pass_state(image: &Image) -> String {
     use crate::source::gzindex::Outcome;
-    let Some(report) = image.data.gzip().map(|gz| gz.pass_report()) else {
+    let Some(gz) = image.data.gzip() else {
         return "null".to_string();
     };
+    let report = gz.pass_report();
     let state = match (&report.outcome, report.running, report.decoded) {
         (Some(Outcome::Complete { .. }), _, _) => "complete",
         (Some(Outcome::Failed(_)), _, _) => "failed",
@@ -86,15 +93,57 @@ fn pass_state(image: &Image) -> String {
     let total = report.total.map_or("null".to_string(), |t| t.to_string());
     format!(
         "{{\"state\": \"{state}\", \"decoded_bytes\": {}, \"total_bytes\": {total}, \
-         \"verified_bytes\": {}, \"members\": [{}]}}",
+         \"verified_bytes\": {}, \"members\": [{}], \"inflated_bytes\": {}}}",
         report.decoded,
         report.verified,
-        runs.join(", ")
+        runs.join(", "),
+        gz.inflated_bytes()
     )
 }
 
-/// Renders the stats of the known `images` and their `caches`.
-pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
+/// `, "fetched_bytes": N, "fetch_requests": M` of one image (its header
+/// and data files), or nothing for a local store.
+fn image_fetched(image: &Image, fetched: Option<&FetchStats>) -> String {
+    let Some(f) = fetched else {
+        return String::new();
+    };
+    let mut sum = Fetched::default();
+    let data = image.data.rel();
+    for p in std::iter::once(image.header_path.as_path())
+        .chain((data != image.header_path).then_some(data))
+    {
+        let c = f.per_path.get(p).copied().unwrap_or_default();
+        sum.bytes += c.bytes;
+        sum.requests += c.requests;
+    }
+    format!(
+        ", \"fetched_bytes\": {}, \"fetch_requests\": {}",
+        sum.bytes, sum.requests
+    )
+}
+
+/// The totals of an object store's fetches, or nothing for a local store.
+fn total_fetched(fetched: Option<&FetchStats>) -> String {
+    fetched.map_or_else(String::new, |f| {
+        format!(
+            ", \"fetched_bytes\": {}, \"fetch_requests\": {}, \"list_requests\": {}, \
+             \"block_cache_bytes\": {}, \"block_cache_budget\": {}",
+            f.total.bytes,
+            f.total.requests,
+            f.list_requests,
+            f.block_cache_bytes,
+            f.block_cache_budget
+        )
+    })
+}
+
+/// Renders the stats of the known `images` and their `caches`, and what an
+/// object store `fetched`.
+pub fn render(
+    images: &[(PathBuf, Arc<Image>)],
+    caches: &Caches,
+    fetched: Option<&FetchStats>,
+) -> String {
     let cache_stats: BTreeMap<PathBuf, SlotStats> = caches
         .stats()
         .into_iter()
@@ -114,20 +163,22 @@ pub fn render(images: &[(PathBuf, Arc<Image>)], caches: &Caches) -> String {
         rows.push(format!(
             "    {{\"path\": {}, \"volumes\": {}, \"compressed\": {}, \"cache_mode\": \"{}\", \
              \"cache_state\": \"{state}\", \"cache_bytes\": {b}, \"hits\": {h}, \"misses\": {m}, \
-             \"index\": {}, \"pass\": {}}}",
+             \"index\": {}, \"pass\": {}{}}}",
             json_string(&path.to_string_lossy()),
             image.layout.n_vols(),
             image.data.is_gzip(),
             mode.as_str(),
             index_state(image),
             pass_state(image),
+            image_fetched(image, fetched),
         ));
     }
     format!(
         "{{\n  \"images\": [\n{}\n  ],\n  \"totals\": {{\"images\": {}, \"cached_images\": {cached}, \
-         \"cache_bytes\": {bytes}, \"cache_budget\": {}, \"hits\": {hits}, \"misses\": {misses}}}\n}}\n",
+         \"cache_bytes\": {bytes}, \"cache_budget\": {}, \"hits\": {hits}, \"misses\": {misses}{}}}\n}}\n",
         rows.join(",\n"),
         images.len(),
         caches.budget(),
+        total_fetched(fetched),
     )
 }

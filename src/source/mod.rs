@@ -8,12 +8,15 @@
 //! [`gzindex`], the tree) is written once against these traits.
 //!
 //! [`DataFile`] is the file holding one image's voxels, opened on first use,
-//! with gzip access layered over its byte source.
+//! with gzip access layered over its byte source. [`s3`] implements the seam
+//! over an object-store prefix.
 
 pub mod data;
 pub mod gzindex;
 pub mod local;
+pub mod s3;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -82,6 +85,8 @@ impl Version {
     pub fn index_tag(&self) -> String {
         match &self.tag {
             Tag::Inode { ino, .. } => format!("mtime {} inode {ino}", self.mtime_ns),
+            // A store whose listings carry no ETag: its modification time is all there is.
+            Tag::Etag(etag) if etag.is_empty() => format!("mtime {}", self.mtime_ns),
             Tag::Etag(etag) => format!("etag {etag}"),
         }
     }
@@ -158,6 +163,35 @@ pub trait Store: Send + Sync {
 
     /// Opens the regular file `rel` (never following a symlink) for reading.
     fn open(&self, rel: &Path) -> Result<Arc<dyn ByteSource>>;
+
+    /// What a remote store fetched so far, for `.nifuse/stats` (None: a local store).
+    fn fetch_stats(&self) -> Option<FetchStats> {
+        None
+    }
+}
+
+/// Bytes and requests fetched from a remote store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// Bytes received.
+    pub bytes: u64,
+    /// Requests made.
+    pub requests: u64,
+}
+
+/// What a remote store fetched: per file (relative to SOURCE) and in all.
+#[derive(Clone, Debug, Default)]
+pub struct FetchStats {
+    /// Object reads (GETs) per file.
+    pub per_path: HashMap<PathBuf, Fetched>,
+    /// Object reads of all files.
+    pub total: Fetched,
+    /// Directory listing requests (one per page).
+    pub list_requests: u64,
+    /// Fetched bytes kept in memory now.
+    pub block_cache_bytes: u64,
+    /// The most fetched bytes kept in memory.
+    pub block_cache_budget: u64,
 }
 
 /// One version of one file, read at positions; shared by any number of threads.
@@ -186,6 +220,11 @@ pub trait ByteSource: Send + Sync {
     /// Where the bytes live, for messages and as the gzip index key: an
     /// absolute path, or `s3://ENDPOINT/BUCKET/KEY`.
     fn locator(&self) -> &str;
+
+    /// A hint that bytes `offset..offset + len` are about to be read (an
+    /// opened volume): a remote source fetches them in one request when the
+    /// first of them is read. Local files ignore it (the kernel reads ahead).
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 /// The two gzip magic bytes.

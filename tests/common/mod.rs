@@ -6,6 +6,8 @@
 
 pub mod corefs;
 pub mod json;
+pub mod s3;
+pub mod s3proxy;
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
@@ -144,17 +146,31 @@ impl Mount {
     }
 
     /// Mounts in the foreground with extra arguments; panics if it is not live within 10 s.
-    pub fn start(mut self, args: &[&str]) -> Mount {
+    pub fn start(self, args: &[&str]) -> Mount {
+        let src = self.src.clone();
+        self.start_source(src.as_os_str(), args, &[])
+    }
+
+    /// Mounts `source` (the temporary SOURCE, or an `s3://` URL) with extra
+    /// arguments (an `--index-dir` among them replaces the temporary one) and
+    /// environment (`AWS_*` variables of the test's own are not passed on).
+    pub fn start_source(mut self, source: &OsStr, args: &[&str], env: &[(&str, &str)]) -> Mount {
         let index = self.dir.path().join("index");
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).expect("log");
-        let child = Command::new(BIN)
-            .arg("mount")
-            .arg("-f")
-            .arg("-v")
-            .arg("--index-dir")
-            .arg(&index)
+        let mut cmd = Command::new(BIN);
+        cmd.arg("mount").arg("-f").arg("-v");
+        if !args.contains(&"--index-dir") {
+            cmd.arg("--index-dir").arg(&index);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
+            .envs(env.iter().copied())
             .args(args)
-            .arg(&self.src)
+            .arg(source)
             .arg(&self.mnt)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
