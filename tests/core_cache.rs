@@ -156,7 +156,6 @@ fn unchanged_mode_never_fills_but_uses_a_full_cache() {
         let (served, _) = read(&c, "a.nii", &img, 0, n);
         assert!(!served, "unchanged: the caller reads the source");
     }
-    std::thread::sleep(Duration::from_millis(50));
     assert!(!c.in_memory(p, &img));
     assert_eq!(c.used(), 0);
     assert_eq!(row(&c, "a.nii"), ("empty", 0, 0, 3, Mode::Unchanged));
@@ -190,7 +189,6 @@ fn unchanged_mode_never_fills_but_uses_a_full_cache() {
     let (served, got) = read(&c, "b.nii", &img_b, 0, data_b.len());
     assert!(served);
     assert_eq!(got, data_b);
-    std::thread::sleep(Duration::from_millis(50));
     assert!(!c.in_memory(p, &img));
     assert!(c.in_memory(Path::new("b.nii"), &img_b));
     assert_eq!(c.used(), data_b.len() as u64);
@@ -254,7 +252,6 @@ fn an_image_larger_than_the_budget_is_never_cached() {
         let (served, _) = read(&c, "big.nii", &big, 0, 1000);
         assert!(!served, "too big for the budget: served from the source");
     }
-    std::thread::sleep(Duration::from_millis(50));
     assert!(!c.in_memory(Path::new("big.nii"), &big));
     assert!(
         c.in_memory(Path::new("small.nii"), &small),

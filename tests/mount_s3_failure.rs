@@ -31,15 +31,6 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
     rx.recv_timeout(limit).ok()
 }
 
-/// Waits until `cond` holds, for at most `limit`.
-fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The bytes of volume `k` of `data` (volumes of `vol` bytes).
 fn volume(data: &[u8], vol: usize, k: usize) -> &[u8] {
     &data[k * vol..(k + 1) * vol]

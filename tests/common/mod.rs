@@ -302,6 +302,15 @@ pub fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Waits until `cond` holds, for at most `limit` (then fails naming `what`).
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The `vol_K.nii` names in a `NAME.d` directory, sorted (the views and
 /// subdirectories beside them left out).
 pub fn volumes(dir: &Path) -> Vec<String> {
