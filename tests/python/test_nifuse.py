@@ -38,6 +38,9 @@ def check_volumes(mnt: Path, volumes: dict[str, np.ndarray]) -> None:
             vol = nib.load(mnt / f'{name}.d' / f'vol_{k:04d}.nii')
             assert vol.shape == data.shape[:3]
             assert np.array_equal(np.asanyarray(vol.dataobj), data[..., k]), f'{name} volume {k}'
+        # The range view of the README's notebook example: volumes 1 to n-1, one 4D image.
+        rng = nib.load(mnt / f'{name}.d' / f'vols_0001-{n - 1:04d}.nii')
+        assert np.array_equal(np.asanyarray(rng.dataobj), data[..., 1:n]), f'{name} range'
 
 
 def test_mount_then_unmount(source, mountpoint, volumes):
@@ -45,7 +48,9 @@ def test_mount_then_unmount(source, mountpoint, volumes):
     try:
         assert m.path == mountpoint and m.mounted and is_mounted(mountpoint)
         assert sorted(os.listdir(m.path / 'sub-01')) == ['run.nii.gz', 'run.nii.gz.d']
-        assert len(os.listdir(m.path / 'bold.nii.d')) == 6
+        listed = os.listdir(m.path / 'bold.nii.d')
+        assert len([n for n in listed if n.startswith('vol_')]) == 6
+        assert {'bold.nii', 'x', 'y', 'z', 'float32', 'float64'} <= set(listed)
         check_volumes(m.path, volumes)
         assert m.log_file is not None and m.log_file.is_file()
         assert 'mounted' in repr(m)
