@@ -1,15 +1,19 @@
-//! nifuse: every NIfTI image in a directory, shown as a directory of 3D volume files.
+//! nifuse: every NIfTI image of a directory or an S3 bucket, shown as a
+//! directory of plain files: volumes, the whole image, ranges, float views,
+//! slices and diffusion sidecars, each made on read from the source bytes.
 //!
 //! The data path reads in one direction:
 //!
 //! ```text
-//! fuse.rs (kernel requests) → fs/ (operations in plain types: tree, images, listings, reads, xattrs)
-//!   → nifti/ (header bytes, volume layout)
-//!   → cache.rs (the image's array in memory) or source/ (bytes: a local file, the gzip index over it)
+//! fuse/ (kernel requests) → fs/ (operations in plain types: tree, images, listings, reads, xattrs)
+//!   → view/ (which bytes a file holds: names, headers, gathered runs, float conversion, sidecars)
+//!   → cache.rs (the image's array in memory)
+//!     or source/ (bytes behind one seam: a local file or an S3 object, the gzip index over either)
 //! ```
 //!
-//! Everything below `fuse.rs` knows nothing of FUSE and is tested without
-//! mounting; `cli/` is the command-line side (mount, info, index).
+//! `nifti/` is the format (header bytes, field tables, layout). Everything
+//! below `fuse/` knows nothing of FUSE and is tested without mounting;
+//! `cli/` is the command-line side (mount, info, index).
 
 pub mod cache;
 pub mod cli;

@@ -1,5 +1,5 @@
 //! Kernel-side tuning of a mount: the largest read request, and the mount's
-//! read-ahead (the request sizes asked at FUSE init are set in `fuse.rs`).
+//! read-ahead (the request sizes asked at FUSE init are set in `fuse/session.rs`).
 
 use std::path::Path;
 
