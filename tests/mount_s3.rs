@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::s3::{self, KEYS, Server, fetched, mount_s3, put, put_tree, total, venv_bin};
@@ -75,37 +76,56 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// local mount `local` of the same files: the same names, and every file,
 /// volumes included, byte for byte. Returns the number of files compared.
 fn compare(local: &Mount, s3m: &Mount, rel: &Path) -> usize {
+    let mut files = Vec::new();
+    list_both(local, s3m, rel, &mut files);
+    // Read by a few threads at once: each read waits on the store (and the
+    // daemons serve requests on several threads).
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while let Some(p) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    compare_file(local, s3m, p);
+                }
+            });
+        }
+    });
+    files.len()
+}
+
+/// The files under `rel`, after checking that both mounts list the same
+/// names in every directory.
+fn list_both(local: &Mount, s3m: &Mount, rel: &Path, files: &mut Vec<PathBuf>) {
     let want = object_names(&local.mnt, &local.src, rel);
     let got: BTreeSet<String> = names(&s3m.path(rel))
         .into_iter()
         .filter(|n| !(rel.as_os_str().is_empty() && n == ".nifuse"))
         .collect();
     assert_eq!(got, want, "listing of {}", rel.display());
-    let mut n = 0;
     for name in &want {
         let p = rel.join(name);
         let meta = fs::metadata(local.path(&p)).expect("stat in the local mount");
         if meta.is_dir() {
-            n += compare(local, s3m, &p);
+            list_both(local, s3m, &p, files);
         } else {
-            let (a, b) = (fs::read(local.path(&p)), fs::read(s3m.path(&p)));
-            match (a, b) {
-                (Ok(a), Ok(b)) => assert!(a == b, "{} differs", p.display()),
-                // Truncated sources: the same volumes fail in both.
-                (Err(a), Err(b)) => {
-                    assert_eq!(a.raw_os_error(), b.raw_os_error(), "{}", p.display())
-                }
-                (a, b) => panic!(
-                    "{}: local {:?}, object store {:?}",
-                    p.display(),
-                    a.err(),
-                    b.err()
-                ),
-            }
-            n += 1;
+            files.push(p);
         }
     }
-    n
+}
+
+fn compare_file(local: &Mount, s3m: &Mount, p: &Path) {
+    let (a, b) = (fs::read(local.path(p)), fs::read(s3m.path(p)));
+    match (a, b) {
+        (Ok(a), Ok(b)) => assert!(a == b, "{} differs", p.display()),
+        // Truncated sources: the same volumes fail in both.
+        (Err(a), Err(b)) => assert_eq!(a.raw_os_error(), b.raw_os_error(), "{}", p.display()),
+        (a, b) => panic!(
+            "{}: local {:?}, object store {:?}",
+            p.display(),
+            a.err(),
+            b.err()
+        ),
+    }
 }
 
 #[test]

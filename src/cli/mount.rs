@@ -383,6 +383,8 @@ fn serve(
     session
         .run()
         .map_err(|e| format!("serving {}: {e}", mountpoint.display()))?;
+    // Index saves that readers handed off are written before the daemon exits.
+    crate::source::gzindex::wait_for_saves();
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
 }

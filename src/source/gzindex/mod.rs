@@ -66,7 +66,7 @@ use pass::{Goal, Pass};
 use reader::{Ctx, Cursor};
 
 pub use pass::{CORRUPTION_MARGIN, FailKind, Failure, Outcome, Verify};
-pub use pool::MAX_BACKGROUND_PASSES;
+pub use pool::{MAX_BACKGROUND_PASSES, wait_for_saves};
 
 /// How a member whose CRC-32 or length does not match its trailer is reported
 /// (in [`GzError::Corrupt`]'s message).

@@ -354,6 +354,9 @@ impl GzAccess {
             (false, Some(Ok(f))) => Some(Outcome::Failed(f)),
             _ => None,
         };
+        // Counted before the outcome is seen: whoever sees it and then
+        // waits for the saves ([`super::pool::wait_for_saves`]) finds it written.
+        let ticket = outcome.as_ref().map(|_| super::pool::SaveTicket::new());
         if outcome.is_some() {
             st.outcome = outcome.clone();
             st.scheduled = false;
@@ -374,21 +377,35 @@ impl GzAccess {
             super::pool::submit(self.me.clone());
         }
         if let Some(o) = &outcome {
-            // Saved now, not only at unmount: the pass may have taken long.
-            if let Err(e) = self.save() {
-                log::warn!(
-                    "{}: cannot save its gzip index: {e} (it will be rebuilt next time; check --index-dir)",
-                    self.key.locator
-                );
-            }
             if let Some(f) = self.observer.get() {
                 f(o);
+            }
+            // Saved now, not only at unmount: the pass may have taken long.
+            // Whoever drove the pass to the end (a reader, above all) goes on
+            // at once: packing the windows and syncing the file happen on
+            // another thread (on this one for an access that is not shared).
+            if let Some(t) = ticket {
+                if self.me.strong_count() == 0 {
+                    self.save_logged();
+                } else {
+                    t.save_later(self.me.clone());
+                }
             }
         }
         match (worker, go_on) {
             (true, true) => Ok(()),
             (true, false) => Err(GzError::BadIndex("pass stopped".into())),
             (false, _) => r,
+        }
+    }
+
+    /// Saves the index; a failure is one warning (the index is rebuilt next time).
+    pub(super) fn save_logged(&self) {
+        if let Err(e) = self.save() {
+            log::warn!(
+                "{}: cannot save its gzip index: {e} (it will be rebuilt next time; check --index-dir)",
+                self.key.locator
+            );
         }
     }
 

@@ -83,6 +83,34 @@ fn round_trip_reads_without_inflating_from_start() {
 }
 
 #[test]
+fn a_reader_that_ends_the_pass_hands_the_save_off_and_it_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let (p, data, st) = fixture(d.path());
+    let src = Arc::new(crate::source::local::LocalFile::open_followed(&p).unwrap());
+    let a = GzAccess::shared(src, st.clone(), Some(d.path()));
+    let k = NVOL - 1;
+    let at = st[k] as usize;
+    // The last volume: this read drives the pass to the end of the stream.
+    assert_eq!(read_ok(&a, st[k], VOL), &data[at..at + VOL]);
+    let done = a.wait_for_pass(std::time::Duration::from_secs(60));
+    assert!(matches!(done, Some(Outcome::Complete { .. })), "{done:?}");
+    wait_for_saves();
+    let f = a.index_path().unwrap().to_path_buf();
+    assert!(f.exists(), "saved by the thread it was handed to");
+    let b = GzAccess::open(&p, st.clone(), Some(d.path())).unwrap();
+    assert!(matches!(b.state(), IndexState::Complete { .. }));
+    assert_eq!(
+        read_ok(&b, st[1], VOL),
+        &data[st[1] as usize..st[1] as usize + VOL]
+    );
+    assert!(
+        b.inflated_bytes() < 2 * VOL as u64,
+        "{}",
+        b.inflated_bytes()
+    );
+}
+
+#[test]
 fn partial_index_is_saved_and_continued() {
     let d = tempfile::tempdir().unwrap();
     let (p, data, st) = fixture(d.path());

@@ -4,6 +4,10 @@
 //! chunks). A file is queued at most once (`PassState::scheduled`); a worker
 //! holds only a weak reference between chunks, so a file nobody uses any more
 //! stops being inflated.
+//!
+//! Also the saves that a reader who finished a pass hands off
+//! ([`SaveTicket::save_later`]), so that it is served before the windows are packed and
+//! the file synced; [`wait_for_saves`] waits for them (at unmount).
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, OnceLock, Weak};
@@ -59,5 +63,64 @@ fn worker() {
                 break;
             }
         }
+    }
+}
+
+/// Saves handed off and not yet done.
+fn pending() -> &'static (Mutex<usize>, Condvar) {
+    static PENDING: OnceLock<(Mutex<usize>, Condvar)> = OnceLock::new();
+    PENDING.get_or_init(|| (Mutex::new(0), Condvar::new()))
+}
+
+/// One save to come, counted by [`wait_for_saves`] from its creation until
+/// it is dropped.
+pub(super) struct SaveTicket(());
+
+impl SaveTicket {
+    pub(super) fn new() -> SaveTicket {
+        *lock(&pending().0) += 1;
+        SaveTicket(())
+    }
+
+    /// Saves `access`'s index on a thread of its own (on this one if none
+    /// can start).
+    pub(super) fn save_later(self, access: Weak<GzAccess>) {
+        let here = access.clone();
+        let spawned = std::thread::Builder::new()
+            .name("nifuse-gzsave".into())
+            .spawn(move || {
+                if let Some(a) = access.upgrade() {
+                    a.save_logged();
+                    // Dropped before the ticket: a last reference dropped
+                    // here saves (again, if it grew) on this thread.
+                    drop(a);
+                }
+                drop(self);
+            });
+        if let Err(e) = spawned {
+            log::debug!("no thread for a gzip index save ({e}); saving on this one");
+            if let Some(a) = here.upgrade() {
+                a.save_logged();
+            }
+        }
+    }
+}
+
+impl Drop for SaveTicket {
+    fn drop(&mut self) {
+        let (n, changed) = pending();
+        let mut g = lock(n);
+        *g = g.saturating_sub(1);
+        drop(g);
+        changed.notify_all();
+    }
+}
+
+/// Waits until every save counted so far has been written.
+pub fn wait_for_saves() {
+    let (n, changed) = pending();
+    let mut g = lock(n);
+    while *g > 0 {
+        g = changed.wait(g).unwrap_or_else(|e| e.into_inner());
     }
 }
