@@ -6,6 +6,7 @@ pub mod index_cmd;
 pub mod info;
 pub mod logging;
 pub mod mount;
+pub mod process;
 pub mod source;
 pub mod tune;
 

@@ -299,6 +299,8 @@ fn serve(
     mut spec: MountSpec,
     report: Option<&mut File>,
 ) -> Result<(), String> {
+    // Before the store's runtime and the request threads start.
+    super::process::limit_malloc_arenas();
     // SAFETY: getuid/getgid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let cache_size = args
@@ -322,7 +324,7 @@ fn serve(
         uid,
         gid,
     };
-    raise_open_file_limit();
+    super::process::raise_open_file_limit();
     // Handlers first: a signal that arrives while mounting is kept and acted
     // on once the mount is up, instead of killing the daemon mid-way.
     let mut signals = signal_hook::iterator::Signals::new([
@@ -387,33 +389,6 @@ fn serve(
     crate::source::gzindex::wait_for_saves();
     log::info!("unmounted {}", mountpoint.display());
     Ok(())
-}
-
-/// Raises the soft limit on open files to the hard limit: each image in use
-/// holds its source file open (and a gzip index its own descriptor).
-fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: lim is a valid rlimit for getrlimit to fill.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur >= lim.rlim_max
-    {
-        return;
-    }
-    let wanted = libc::rlimit {
-        rlim_cur: lim.rlim_max,
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: wanted is a valid rlimit; raising the soft limit to the hard one is always allowed.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
-        log::info!(
-            "open-file limit raised from {} to {}",
-            lim.rlim_cur,
-            lim.rlim_max
-        );
-    }
 }
 
 /// `$XDG_CACHE_HOME/nifuse`, else `~/.cache/nifuse`.
