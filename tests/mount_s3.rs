@@ -81,16 +81,45 @@ fn compare(local: &Mount, s3m: &Mount, rel: &Path) -> usize {
     // Read by a few threads at once: each read waits on the store (and the
     // daemons serve requests on several threads).
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    // A read that never returns must fail the test, not hang it: past the
+    // deadline the FUSE connection is aborted and the stuck reads fail.
+    let conn = format!(
+        "/sys/fs/fuse/connections/{}/abort",
+        libc::minor(fs::metadata(&s3m.mnt).unwrap().dev())
+    );
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
+                // Counted also when the comparison panics.
+                let _done = Counted(&finished);
                 while let Some(p) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
                     compare_file(local, s3m, p);
                 }
             });
         }
+        s.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(900);
+            while finished.load(Ordering::Relaxed) < 4 {
+                if std::time::Instant::now() > deadline {
+                    eprintln!("compare: reads still stuck after 900 s; aborting {conn}");
+                    let _ = fs::write(&conn, "1");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
     });
     files.len()
+}
+
+/// Adds one to its counter when dropped.
+struct Counted<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The files under `rel`, after checking that both mounts list the same

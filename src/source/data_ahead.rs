@@ -24,8 +24,12 @@ const SPAN_MAX: u64 = 8 << 20;
 /// Bytes held by the spans of all files together.
 pub const BUDGET: u64 = 16 << 20;
 
-/// Every span in memory, oldest first: (its file's read-ahead, start, length).
+/// Every span in memory, oldest first: (its file's read-ahead, span id, length).
 type Held = (VecDeque<(Weak<Shared>, u64, u64)>, u64);
+
+/// Names every span: several readers of one file can plan spans with the same
+/// start, and each helper must complete its own.
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn held() -> &'static Mutex<Held> {
     static HELD: Mutex<Held> = Mutex::new((VecDeque::new(), 0));
@@ -34,7 +38,7 @@ fn held() -> &'static Mutex<Held> {
 
 /// Makes room for `len` more bytes of spans: forgets the oldest spans of any
 /// file until the budget allows it. False if it cannot (a larger span).
-fn reserve(owner: &Arc<Shared>, start: u64, len: u64) -> bool {
+fn reserve(owner: &Arc<Shared>, id: u64, len: u64) -> bool {
     if len > BUDGET {
         return false;
     }
@@ -48,7 +52,7 @@ fn reserve(owner: &Arc<Shared>, start: u64, len: u64) -> bool {
             h.1 = h.1.saturating_sub(l);
             evict.push((w, s));
         }
-        h.0.push_back((Arc::downgrade(owner), start, len));
+        h.0.push_back((Arc::downgrade(owner), id, len));
         h.1 += len;
     }
     // Outside the budget's lock: each file's own lock.
@@ -57,18 +61,18 @@ fn reserve(owner: &Arc<Shared>, start: u64, len: u64) -> bool {
             shared
                 .lock()
                 .spans
-                .retain(|x| x.start != s || x.data.is_none());
+                .retain(|x| x.id != s || x.data.is_none());
         }
     }
     true
 }
 
-/// The span `start..start+len` of `owner` left memory.
-fn release(owner: &Shared, start: u64) {
+/// The span `id` of `owner` left memory.
+fn release(owner: &Shared, id: u64) {
     let mut h = held().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(i) =
         h.0.iter()
-            .position(|(w, s, _)| *s == start && std::ptr::eq(w.as_ptr(), owner))
+            .position(|(w, s, _)| *s == id && std::ptr::eq(w.as_ptr(), owner))
         && let Some((_, _, l)) = h.0.remove(i)
     {
         h.1 = h.1.saturating_sub(l);
@@ -77,6 +81,7 @@ fn release(owner: &Shared, start: u64) {
 
 /// One span: decoded bytes `start..start+len`, or None while in flight.
 struct Span {
+    id: u64,
     start: u64,
     len: u64,
     data: Option<Option<Vec<u8>>>,
@@ -102,12 +107,21 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A helper thread finished the span at `start` (None: it failed).
-    fn finish(&self, start: u64, data: Option<Vec<u8>>) {
-        if let Some(s) = self.lock().spans.iter_mut().find(|s| s.start == start) {
+    /// A helper thread finished the span `id` (None: it failed).
+    fn finish(&self, id: u64, data: Option<Vec<u8>>) {
+        if let Some(s) = self.lock().spans.iter_mut().find(|s| s.id == id) {
             s.data = Some(data);
         }
         self.done.notify_all();
+    }
+}
+
+/// Finishes span `.1` of `.0` with `.2` when dropped.
+struct Finish(Arc<Shared>, u64, Option<Vec<u8>>);
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        self.0.finish(self.1, self.2.take());
     }
 }
 
@@ -144,7 +158,7 @@ impl Ahead {
                 None => st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(None) => {
                     if let Some(sp) = st.spans.remove(i) {
-                        release(&self.shared, sp.start);
+                        release(&self.shared, sp.id);
                     }
                     return false;
                 }
@@ -158,7 +172,7 @@ impl Ahead {
                     st.spans.retain(|s| {
                         let keep = s.start + s.len > end || s.data.is_none();
                         if !keep {
-                            release(shared, s.start);
+                            release(shared, s.id);
                         }
                         keep
                     });
@@ -185,7 +199,7 @@ impl Ahead {
                 let shared = &self.shared;
                 st.spans.retain(|s| {
                     if s.data.is_some() {
-                        release(shared, s.start);
+                        release(shared, s.id);
                     }
                     s.data.is_none()
                 });
@@ -207,10 +221,12 @@ impl Ahead {
             plan
         };
         for (start, len) in plan {
-            if !reserve(&self.shared, start, len) {
+            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !reserve(&self.shared, id, len) {
                 break;
             }
             self.shared.lock().spans.push_back(Span {
+                id,
                 start,
                 len,
                 data: None,
@@ -219,13 +235,17 @@ impl Ahead {
             let spawned = std::thread::Builder::new()
                 .name("nifuse-gzahead".into())
                 .spawn(move || {
+                    // Completes the span also if the read panics: a reader
+                    // waiting for it must never wait for ever.
+                    let mut done = Finish(shared, id, None);
                     let mut buf = vec![0u8; len as usize];
-                    let ok = access.read(start, &mut buf, verify).is_ok();
-                    shared.finish(start, ok.then_some(buf));
+                    if access.read(start, &mut buf, verify).is_ok() {
+                        done.2 = Some(buf);
+                    }
                 });
             if spawned.is_err() {
-                self.shared.lock().spans.retain(|s| s.start != start);
-                release(&self.shared, start);
+                self.shared.lock().spans.retain(|s| s.id != id);
+                release(&self.shared, id);
                 break;
             }
         }
@@ -279,6 +299,30 @@ mod tests {
             assert_eq!(buf, &data[k * VOL..(k + 1) * VOL], "volume {k}");
         }
         assert_eq!(ahead(&f), before);
+    }
+
+    #[test]
+    fn spans_with_equal_starts_are_each_completed_by_their_own_helper() {
+        // Two readers that plan at once (views of one image read together)
+        // can put two spans with one start in flight. Completions matched by
+        // start reached the first span twice and left the other in flight
+        // for ever, with a reader waiting on it (seen in the S3 test).
+        use super::{Ahead, Span};
+        let a = Ahead::default();
+        for id in [1, 2] {
+            let data = None;
+            a.shared.lock().spans.push_back(Span {
+                id,
+                start: 100,
+                len: 10,
+                data,
+            });
+        }
+        a.shared.finish(2, Some(vec![7; 10]));
+        a.shared.finish(1, None);
+        let st = a.shared.lock();
+        let got: Vec<_> = st.spans.iter().map(|s| (s.id, s.data.clone())).collect();
+        assert_eq!(got, vec![(1, Some(None)), (2, Some(Some(vec![7; 10])))]);
     }
 
     #[test]
