@@ -72,12 +72,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Compares the tree under `rel` of the object-store mount `s3m` with the
-/// local mount `local` of the same files: the same names, and every file,
-/// volumes included, byte for byte. Returns the number of files compared.
 /// Threads comparing files at once (12 were no faster than 4).
 const READERS: usize = 4;
 
+/// Compares the tree under `rel` of the object-store mount `s3m` with the
+/// local mount `local` of the same files: the same names, and every file,
+/// volumes included, byte for byte (of the float and slice views a sample:
+/// see `list_both`). Returns the number of files compared.
 fn compare(local: &Mount, s3m: &Mount, rel: &Path) -> usize {
     let mut files = Vec::new();
     list_both(local, s3m, rel, &mut files);
